@@ -1,0 +1,5 @@
+import sys
+
+from mobilenet_sep.cli import main
+
+sys.exit(main())
