@@ -1,0 +1,308 @@
+"""One timing harness for every runtime: TensorFlow (inference and a training step), ONNX Runtime, LiteRT.
+
+Every measurement runs the same way: `warmup` untimed runs (tracing, allocation,
+caches), then up to `repeats` timed runs, stopping early once `budget_s` seconds
+are spent (after at least `MIN_REPEATS`). The result keeps each run's wall time,
+the batch size and the thread count, so callers report the median and spread.
+`benchmark` and the standard-vs-separable comparison both call `measure_model`:
+a model and its twin timed with the same call, on the same inputs, give ratios.
+"""
+
+import dataclasses
+import os
+import statistics
+import time
+
+import numpy as np
+
+RUNTIMES = {
+    "tf": "TensorFlow inference: the Keras model in a tf.function, no XLA",
+    "tf-train": "TensorFlow training: one compiled Keras train step (SGD, MSE loss, no XLA) on a clone",
+    "onnx": "ONNX Runtime, CPU execution provider, fp32",
+    "litert": "LiteRT fp32 (XNNPACK)",
+    "litert-int8": "LiteRT full int8 with float input/output (XNNPACK)",
+}
+"""The runtimes `measure_model` knows, with what each one times."""
+
+MIN_REPEATS = 3
+INT8_SPEED_CALIBRATION = 8
+"""Random images that calibrate an int8 file made only to be timed: its speed does not depend on them."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Wall times of repeated runs of one runtime at one batch size (warm-up excluded).
+
+    `threads` is the thread count the runtime ran with; `file_bytes` the size of
+    the exported file timed (None for TensorFlow); `note` says anything that
+    qualifies the figure.
+    """
+
+    runtime: str
+    batch_size: int
+    threads: int
+    warmup: int
+    seconds: tuple[float, ...]
+    file_bytes: int | None = None
+    note: str = ""
+
+    @property
+    def median_s(self):
+        return statistics.median(self.seconds)
+
+    @property
+    def quartiles_s(self):
+        """(25th, 75th) percentile of the run times: the spread around the median."""
+        low, high = np.percentile(self.seconds, [25, 75])
+        return float(low), float(high)
+
+    @property
+    def images_per_second(self):
+        return self.batch_size / self.median_s
+
+    def to_dict(self):
+        low, high = self.quartiles_s
+        return {
+            "runtime": self.runtime,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "warmup": self.warmup,
+            "repeats": len(self.seconds),
+            "median_ms": 1e3 * self.median_s,
+            "p25_ms": 1e3 * low,
+            "p75_ms": 1e3 * high,
+            "min_ms": 1e3 * min(self.seconds),
+            "images_per_second": self.images_per_second,
+            "file_bytes": self.file_bytes,
+            "note": self.note,
+        }
+
+
+def time_runs(run, *, warmup=3, repeats=30, budget_s=10.0):
+    """Wall times (s) of `run()` after `warmup` untimed calls; at most `repeats`, at least MIN_REPEATS."""
+    for _ in range(warmup):
+        run()
+    seconds, spent = [], 0.0
+    while len(seconds) < repeats and (len(seconds) < MIN_REPEATS or spent < budget_s):
+        start = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - start)
+        spent += seconds[-1]
+    return tuple(seconds)
+
+
+def available_threads():
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def set_tensorflow_threads(threads):
+    """Ask TensorFlow for `threads` intra-op and `threads` inter-op threads; returns the intra-op count in effect.
+
+    Inter-op threads let the training step run independent gradient ops side by
+    side (one inter-op thread made it about 1.5x slower here). TensorFlow fixes its thread pools when it first runs an op, so call this before
+    building any model; afterwards the request is ignored and the result says so
+    (None: TensorFlow's default pool, one thread per core).
+    """
+    import tensorflow as tf
+
+    if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow is already running: its pools are fixed
+            pass
+    return tf.config.threading.get_intra_op_parallelism_threads() or None
+
+
+def _check_arguments(runtimes, batch_sizes, threads):
+    unknown = [runtime for runtime in runtimes if runtime not in RUNTIMES]
+    if unknown or not runtimes:
+        raise ValueError(f"`runtimes` must be among {', '.join(RUNTIMES)}. Received: runtimes={list(runtimes)}")
+    if not batch_sizes or any(not isinstance(size, int) or isinstance(size, bool) or size < 1 for size in batch_sizes):
+        raise ValueError(f"`batch_sizes` must be positive ints. Received: batch_sizes={list(batch_sizes)}")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"`threads` must be a positive int. Received: threads={threads!r}")
+
+
+def _images(batch_size, shape, seed=0):
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, (batch_size, *shape)).astype("float32")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """A runtime ready to time: `make_run(batch_size)` returns the zero-argument call that is timed."""
+
+    runtime: str
+    make_run: object
+    threads: int
+    file_bytes: int | None = None
+    note: str = ""
+
+
+def _tf_inference(model, threads):
+    import tensorflow as tf
+
+    effective = set_tensorflow_threads(threads)
+    predict = tf.function(lambda images: model(images, training=False), jit_compile=False)
+
+    def make_run(batch_size):
+        images = tf.constant(_images(batch_size, model.input_shape[1:]))
+        return lambda: np.asarray(predict(images))
+
+    return _Prepared("tf", make_run, effective or available_threads(), note=_tf_threads_note(effective, threads))
+
+
+def _tf_training(model, threads):
+    import keras
+
+    effective = set_tensorflow_threads(threads)
+    # A clone, so timing never changes the caller's weights or compiles their model.
+    trainee = keras.models.clone_model(model)
+    trainee.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=False)
+
+    def make_run(batch_size):
+        images = _images(batch_size, model.input_shape[1:])
+        targets = np.zeros((batch_size, *model.output_shape[1:]), "float32")
+        return lambda: trainee.train_on_batch(images, targets)
+
+    return _Prepared("tf-train", make_run, effective or available_threads(), note=_tf_threads_note(effective, threads))
+
+
+def _tf_threads_note(effective, requested):
+    if effective == requested:
+        return ""
+    return f"TensorFlow was already running with {effective or 'its default'} threads; {requested} could not be set"
+
+
+def _onnx(content, threads, shape):
+    from mobilenet_sep.export_onnx import OnnxRunner
+
+    runner = OnnxRunner(content, threads)
+
+    def make_run(batch_size):
+        images = _images(batch_size, shape)
+        return lambda: runner(images)
+
+    return _Prepared("onnx", make_run, threads, len(content))
+
+
+def _litert(content, threads, shape, runtime, note=""):
+    from mobilenet_sep.export_tflite import LiteRTRunner
+
+    runner = LiteRTRunner(content, threads)
+    if runner.fixed_batch is not None:
+        fixed = f"fixed batch of {runner.fixed_batch} (as shipped): a larger batch runs in turn"
+        note = f"{note}; {fixed}" if note else fixed
+
+    def make_run(batch_size):
+        native = runner.native_input(_images(batch_size, shape))
+        return lambda: runner.invoke(native)
+
+    return _Prepared(runtime, make_run, threads, len(content), note)
+
+
+def _prepare(model, runtime, threads):
+    from mobilenet_sep.export_common import fixed_input_shape
+
+    shape = fixed_input_shape(model)
+    if runtime == "tf":
+        return _tf_inference(model, threads)
+    if runtime == "tf-train":
+        return _tf_training(model, threads)
+    if runtime == "onnx":
+        from mobilenet_sep.export_onnx import convert_to_onnx
+
+        return _onnx(convert_to_onnx(model), threads, shape)
+    from mobilenet_sep.export_tflite import convert_to_tflite
+
+    if runtime == "litert":
+        return _litert(convert_to_tflite(model), threads, shape, runtime)
+    calibration = _images(INT8_SPEED_CALIBRATION, shape, seed=1)
+    note = "calibrated on random inputs (for speed, not accuracy)"
+    return _litert(convert_to_tflite(model, "int8", calibration), threads, shape, runtime, note)
+
+
+def _time_prepared(prepared, batch_sizes, warmup, repeats, budget_s, progress):
+    timings = []
+    for batch_size in batch_sizes:
+        if progress is not None:
+            progress(f"timing {prepared.runtime} at batch {batch_size}")
+        seconds = time_runs(prepared.make_run(batch_size), warmup=warmup, repeats=repeats, budget_s=budget_s)
+        timings.append(
+            Timing(prepared.runtime, batch_size, prepared.threads, warmup, seconds, prepared.file_bytes, prepared.note)
+        )
+    return timings
+
+
+def measure_model(
+    model,
+    runtimes=tuple(RUNTIMES),
+    *,
+    batch_sizes=(1,),
+    threads=None,
+    warmup=3,
+    repeats=30,
+    budget_s=10.0,
+    progress=None,
+):
+    """Time `model` on each runtime at each batch size: a list of `Timing`s, runtimes in the order given.
+
+    ONNX and LiteRT files are converted in memory once per runtime. `threads`
+    (default: every available core) applies to every runtime; TensorFlow takes it
+    only if it has not run yet (see `set_tensorflow_threads`). Inputs are seeded
+    random images, the same for every model of the same input shape, so a model
+    and its twin see the same data. `progress(message)` is called before each
+    measurement.
+    """
+    _check_arguments(runtimes, batch_sizes, threads)
+    threads = threads or available_threads()
+    timings = []
+    for runtime in runtimes:
+        if progress is not None:
+            progress(f"preparing {runtime}")
+        prepared = _prepare(model, runtime, threads)
+        timings += _time_prepared(prepared, batch_sizes, warmup, repeats, budget_s, progress)
+    return timings
+
+
+def median_ratios(timings, baseline):
+    """{(runtime, batch size): median time of `timings` / median of `baseline`} where both have that pair.
+
+    With `timings` of a standard-conv twin and `baseline` of its separable model,
+    these are the measured speed-ups to set beside the predicted multiply-add ratio.
+    """
+    baseline_medians = {(timing.runtime, timing.batch_size): timing.median_s for timing in baseline}
+    return {
+        (timing.runtime, timing.batch_size): timing.median_s / baseline_medians[timing.runtime, timing.batch_size]
+        for timing in timings
+        if (timing.runtime, timing.batch_size) in baseline_medians
+    }
+
+
+def measure_file(path, *, batch_sizes=(1,), threads=None, warmup=3, repeats=30, budget_s=10.0, progress=None):
+    """Time an exported `.onnx` or `.tflite` file as it is: a list of `Timing`s, one per batch size.
+
+    A `.tflite` file whose convolutions take int8 inputs is reported as `litert-int8`.
+    """
+    path = os.fspath(path)
+    if not path.endswith((".onnx", ".tflite")):
+        raise ValueError(f"Only .onnx and .tflite files can be timed. Received: path={path!r}")
+    if not os.path.isfile(path):
+        raise ValueError(f"No such file. Received: path={path!r}")
+    _check_arguments(("onnx",), batch_sizes, threads)
+    threads = threads or available_threads()
+    with open(path, "rb") as file:
+        content = file.read()
+    if path.endswith(".onnx"):
+        from mobilenet_sep.export_onnx import OnnxRunner
+
+        shape = OnnxRunner(content).session.get_inputs()[0].shape[1:]
+        prepared = _onnx(content, threads, shape)
+    else:
+        from mobilenet_sep.export_tflite import LiteRTRunner, tflite_ops
+
+        shape = LiteRTRunner(content).input["shape"][1:]
+        int8 = any(op.input_type == "INT8" for op in tflite_ops(content))
+        prepared = _litert(content, threads, shape, "litert-int8" if int8 else "litert")
+    return _time_prepared(prepared, batch_sizes, warmup, repeats, budget_s, progress)

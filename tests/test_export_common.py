@@ -1,0 +1,71 @@
+"""What the exports share: atomic writes, the output path check, verification figures, source description."""
+
+import hashlib
+
+import keras
+import numpy as np
+import pytest
+
+import mobilenet_sep
+from helpers import relative_error
+from mobilenet_sep import export_common
+
+
+def _dense_model(classes=4):
+    inputs = keras.Input((3, 2, 3))
+    outputs = keras.layers.Dense(classes)(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def test_verify_reports_relative_error_agreement_and_accuracies_against_numpy(rng):
+    model = _dense_model()
+    noise = 0.05
+
+    def exported(images):  # a stand-in for a runtime: the model plus a fixed perturbation
+        outputs = np.asarray(model(images))
+        return outputs + noise * np.sign(outputs[:, :1])
+
+    images = rng.uniform(-1, 1, (50, 3, 2, 3)).astype("float32")
+    labels = rng.integers(0, 4, 50)
+    result = export_common.verify(exported, model, tolerance=1e-3, evaluation=(images, labels))
+
+    assert result.random_inputs == export_common.RANDOM_INPUTS
+    random_images = export_common.random_inputs(model)
+    assert random_images.shape == (8, 3, 2, 3) and random_images.min() >= -1 and random_images.max() <= 1
+    expected = relative_error(exported(random_images), np.asarray(model(random_images)))
+    assert result.relative_error == pytest.approx(expected, rel=1e-6)
+    assert not result.passed and "exceeds the tolerance" in result.problems[0]
+    keras_top1 = np.argmax(np.asarray(model(images)), -1)
+    exported_top1 = np.argmax(exported(images), -1)
+    assert result.evaluation_examples == 50
+    assert result.top1_agreement == pytest.approx(np.mean(keras_top1 == exported_top1))
+    assert result.keras_top1 == pytest.approx(np.mean(keras_top1 == labels))
+    assert result.exported_top1 == pytest.approx(np.mean(exported_top1 == labels))
+    assert result.top1_delta == pytest.approx(100 * (result.exported_top1 - result.keras_top1))
+
+
+def test_verify_passes_within_tolerance_and_keeps_given_problems():
+    model = _dense_model()
+    same = export_common.verify(lambda images: model(images), model, tolerance=1e-6)
+    assert same.passed and same.relative_error == 0.0 and same.top1_agreement == 1.0 and same.keras_top1 is None
+    flagged = export_common.verify(lambda images: model(images), model, tolerance=None, problems=["graph"])
+    assert flagged.problems == ("graph",) and not flagged.passed
+
+
+def test_models_without_a_fixed_input_size_are_refused():
+    model = mobilenet_sep.MobileNetV1(alpha=0.25, input_shape=None, classes=3)
+    with pytest.raises(ValueError, match=r"fixed size.*Received: input_shape=\(None, None, None, 3\)"):
+        export_common.fixed_input_shape(model)
+
+
+def test_describe_source_names_zoo_configs_and_hashes_files(tmp_path):
+    model = _dense_model()
+    assert export_common.describe_source(model, "mobilenet_v1_0.5_160") == {
+        "model": "mobilenet_v1_0.5_160",
+        "zoo_config": {"alpha": 0.5, "input_shape": [160, 160, 3]},
+    }
+    path = tmp_path / "model.keras"
+    model.save(path)
+    described = export_common.describe_source(model, str(path))
+    assert described["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert export_common.describe_source(model, None) == {"model": model.name}

@@ -1,0 +1,105 @@
+"""The timing harness: its loop, its statistics, and the structure of what it returns for every runtime."""
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import mobilenet_sep
+from mobilenet_sep import measure
+from mobilenet_sep.export_onnx import convert_to_onnx
+from mobilenet_sep.export_tflite import convert_to_tflite
+
+
+def _model():
+    return mobilenet_sep.create_model("mobilenet_v1_0.25_224", input_shape=(32, 32, 3), classes=4)
+
+
+def test_time_runs_excludes_warmup_and_stops_at_repeats_or_budget():
+    calls = []
+    seconds = measure.time_runs(lambda: calls.append(1), warmup=2, repeats=5, budget_s=100.0)
+    assert len(calls) == 7 and len(seconds) == 5 and all(second >= 0 for second in seconds)
+    slow = measure.time_runs(lambda: time.sleep(0.02), warmup=0, repeats=50, budget_s=0.01)
+    assert len(slow) == measure.MIN_REPEATS and min(slow) >= 0.02
+
+
+def test_timing_statistics_against_numpy():
+    timing = measure.Timing("onnx", 8, 2, 3, (0.003, 0.001, 0.002, 0.010), file_bytes=100)
+    assert timing.median_s == pytest.approx(np.median(timing.seconds))
+    assert timing.quartiles_s == pytest.approx(tuple(np.percentile(timing.seconds, [25, 75])))
+    assert timing.images_per_second == pytest.approx(8 / 0.0025)
+    row = timing.to_dict()
+    assert row["median_ms"] == pytest.approx(2.5) and row["min_ms"] == pytest.approx(1.0)
+    assert row["repeats"] == 4 and row["threads"] == 2 and row["batch_size"] == 8 and row["file_bytes"] == 100
+
+
+def test_median_ratios_pair_runtime_and_batch_size():
+    twin = [measure.Timing("tf", 1, 2, 1, (0.4, 0.6)), measure.Timing("onnx", 1, 2, 1, (0.9,))]
+    model = [measure.Timing("tf", 1, 2, 1, (0.1,)), measure.Timing("tf", 8, 2, 1, (0.3,))]
+    assert measure.median_ratios(twin, model) == {("tf", 1): pytest.approx(5.0)}
+
+
+def test_measure_model_times_every_runtime_at_every_batch_size_and_leaves_the_model_alone():
+    model = _model()
+    weights = [np.array(weight) for weight in model.get_weights()]
+    messages = []
+    timings = measure.measure_model(
+        model, tuple(measure.RUNTIMES), batch_sizes=(1, 2), threads=1, warmup=1, repeats=3, progress=messages.append
+    )
+    assert [(timing.runtime, timing.batch_size) for timing in timings] == [
+        (runtime, batch) for runtime in measure.RUNTIMES for batch in (1, 2)
+    ]
+    by_runtime = {timing.runtime: timing for timing in timings if timing.batch_size == 1}
+    for timing in timings:
+        assert len(timing.seconds) == 3 and min(timing.seconds) > 0 and timing.warmup == 1
+        # TensorFlow may already run with other threads in this process; then the result says so.
+        assert timing.threads == 1 or "could not be set" in timing.note
+    for runtime in ("onnx", "litert", "litert-int8"):
+        assert by_runtime[runtime].threads == 1 and by_runtime[runtime].file_bytes > 100_000
+    assert by_runtime["tf"].file_bytes is None and by_runtime["tf-train"].file_bytes is None
+    assert by_runtime["litert-int8"].file_bytes < 0.5 * by_runtime["litert"].file_bytes
+    assert "random inputs" in by_runtime["litert-int8"].note
+    assert "timing onnx at batch 2" in messages and "preparing litert" in messages
+    assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights(), strict=True))
+    assert not model.compiled
+
+
+def test_measure_file_reads_the_runtime_from_the_file(tmp_path):
+    model = _model()
+    files = {
+        "model.onnx": (convert_to_onnx(model), "onnx"),
+        "model_int8.tflite": (convert_to_tflite(model, "int8", np.zeros((2, 32, 32, 3), "float32")), "litert-int8"),
+    }
+    for name, (content, runtime) in files.items():
+        (tmp_path / name).write_bytes(content)
+        (timing,) = measure.measure_file(tmp_path / name, batch_sizes=(3,), threads=1, warmup=1, repeats=3)
+        assert timing.runtime == runtime and timing.batch_size == 3 and timing.file_bytes == len(content)
+
+
+def test_bad_arguments_name_the_value():
+    model = _model()
+    with pytest.raises(ValueError, match=r"Received: runtimes=\['tf', 'pytorch'\]"):
+        measure.measure_model(model, ("tf", "pytorch"))
+    with pytest.raises(ValueError, match=r"Received: batch_sizes=\[0\]"):
+        measure.measure_model(model, ("tf",), batch_sizes=(0,))
+    with pytest.raises(ValueError, match="Received: threads=0"):
+        measure.measure_model(model, ("tf",), threads=0)
+    with pytest.raises(ValueError, match="Received: path='model.pb'"):
+        measure.measure_file("model.pb")
+
+
+def test_tensorflow_threads_are_set_before_the_first_op_and_fixed_after():
+    script = textwrap.dedent(
+        """
+        import mobilenet_sep
+        from mobilenet_sep import measure
+        print(measure.set_tensorflow_threads(1))
+        mobilenet_sep.create_model("mobilenet_v1_0.25_224", input_shape=(32, 32, 3))
+        print(measure.set_tensorflow_threads(2))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["1", "1"]
