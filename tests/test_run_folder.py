@@ -1,0 +1,84 @@
+"""A training run's folder: atomic files, the same-run check, .keras saving and TensorBoard scalars."""
+
+import os
+import stat
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mobilenet_sep import run_folder
+from mobilenet_sep.recipe import check_recipe
+
+
+def test_json_files_are_written_whole_and_read_leniently(tmp_path):
+    path = str(tmp_path / "metrics.json")
+    run_folder.write_json(path, {"top1": 0.5, "history": [1, 2]})
+    run_folder.write_json(path, {"top1": 0.75})
+    assert run_folder.read_json(path) == {"top1": 0.75}
+    assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask  # an ordinary file, readable by others
+    (tmp_path / "broken.json").write_text("{not json")
+    assert run_folder.read_json(str(tmp_path / "broken.json")) is None
+    assert run_folder.read_json(str(tmp_path / "absent.json")) is None
+
+
+def test_writability_is_checked_without_creating_anything(tmp_path):
+    assert run_folder.check_writable(str(tmp_path / "a" / "b")) == str(tmp_path / "a" / "b")
+    assert not os.listdir(tmp_path)  # the parent that exists was probed, nothing was made
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="Output directory is not writable.*Received: out='.*file/run'"):
+        run_folder.check_writable(str(tmp_path / "file" / "run"))
+    with pytest.raises(ValueError, match="Output directory is not writable.*Received: out='.*file'"):
+        run_folder.check_writable(str(tmp_path / "file"))
+    assert os.listdir(tmp_path) == ["file"]
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+    recipe = check_recipe({"model": {"name": "mobilenet_v1_0.25_128", "alpha": 0.5}})
+    folder = str(tmp_path)
+    assert run_folder.check_same_run(folder, recipe) is None  # nothing there yet
+    saved = tf.train.Checkpoint(value=tf.Variable(1.0)).save(os.path.join(folder, run_folder.CHECKPOINTS, "ckpt"))
+    run_folder.write_json(os.path.join(folder, run_folder.RECIPE), {"fingerprint": run_folder.fingerprint(recipe)})
+    assert run_folder.check_same_run(folder, recipe) == saved
+    longer = check_recipe({**recipe, "train": {"epochs": 50}})  # more epochs: the same run, extended
+    assert run_folder.check_same_run(folder, longer) == saved
+    other = check_recipe({**recipe, "model": {**recipe["model"], "alpha": 1.0}, "data": {"dataset": "tfds:mnist"}})
+    with pytest.raises(ValueError, match=r"another run \(model, data/dataset differ\).*Received: out="):
+        run_folder.check_same_run(folder, other)
+
+
+def test_models_are_saved_whole_with_every_layer_trainable(tmp_path):
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(keras.layers.Dense(4, name="base")(inputs)))
+    model.get_layer("base").trainable = False
+    path = run_folder.save_model(model, str(tmp_path / "best.keras"))
+    assert os.listdir(tmp_path) == ["best.keras"]
+    assert model.get_layer("base").trainable is False  # the running model keeps its phase
+    loaded = keras.saving.load_model(path)
+    assert all(layer.trainable for layer in loaded.layers)
+    np.testing.assert_array_equal(loaded.get_layer("base").get_weights()[0], model.get_layer("base").get_weights()[0])
+
+
+def _scalars(folder):
+    values = {}
+    for name in os.listdir(folder):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+            for value in event.summary.value:
+                assert value.metadata.plugin_data.plugin_name == "scalars"
+                values.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    return values
+
+
+def test_scalar_log_writes_tensorboard_scalars_only_when_enabled(tmp_path):
+    log = run_folder.ScalarLog(str(tmp_path / "logs"), enabled=True)
+    for epoch, loss in ((1, 2.5), (2, 1.25)):
+        log.write({"epoch": epoch, "loss": loss, "top1": 0.5, "test_loss": loss * 2, "test_top1": 0.25})
+    train_values, test_values = _scalars(tmp_path / "logs" / "train"), _scalars(tmp_path / "logs" / "test")
+    assert train_values["loss"] == [(1, 2.5), (2, 1.25)] and train_values["top1"] == [(1, 0.5), (2, 0.5)]
+    assert test_values["loss"] == [(1, 5.0), (2, 2.5)] and "top5" not in test_values
+    run_folder.ScalarLog(str(tmp_path / "quiet"), enabled=False).write({"epoch": 1, "loss": 1.0})
+    assert not os.path.exists(tmp_path / "quiet")
