@@ -17,6 +17,14 @@ _EXPORTS = {
     "create_model": "zoo",
     "load_model": "zoo",
     "get_entry": "zoo",
+    "PointwiseConv3D": "pointcloud",
+    "PointwiseCNN": "pointcloud",
+    "profile": "profiler",
+    "export_model": "export",
+    "measure_model": "measure",
+    "load_dataset": "data",
+    "DataOptions": "data",
+    "load_recipe": "recipe",
 }
 
 __all__ = tuple(sorted(_EXPORTS))

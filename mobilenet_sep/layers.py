@@ -47,8 +47,8 @@ def conv_output_length(length, kernel, stride, dilation, padding):
     return (length - dilation * (kernel - 1) - 1) // stride + 1
 
 
-class _Conv2DBase(keras.layers.Layer):
-    """Shared weight arguments, input checks and config of our 2-D convolutions."""
+class KernelLayer(keras.layers.Layer):
+    """A layer with a kernel and an optional bias: Keras' weight arguments, their weights and their config."""
 
     def __init__(
         self,
@@ -69,27 +69,6 @@ class _Conv2DBase(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.input_channels = None
-
-    def _check_input_shape(self, input_shape):
-        """Rank 4, known channels, and the channel count the layer was built for."""
-        if len(input_shape) != 4:
-            raise ValueError(
-                f"{self.__class__.__name__} '{self.name}' expects input of rank 4 "
-                f"(batch, height, width, channels). Received: input_shape={tuple(input_shape)}"
-            )
-        channels = input_shape[-1]
-        if channels is None:
-            raise ValueError(
-                f"{self.__class__.__name__} '{self.name}' needs a known channel count. "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
-        if self.input_channels is not None and channels != self.input_channels:
-            raise ValueError(
-                f"{self.__class__.__name__} '{self.name}' was built for {self.input_channels} "
-                f"input channels. Received: input channels={channels}"
-            )
-        return channels
 
     def _add_kernel_and_bias(self, kernel_shape, bias_size):
         self.kernel = self.add_weight(
@@ -126,6 +105,34 @@ class _Conv2DBase(keras.layers.Layer):
             }
         )
         return config
+
+
+class _Conv2DBase(KernelLayer):
+    """Input checks of our 2-D convolutions: rank 4, channels last, the channel count they were built for."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.input_channels = None
+
+    def _check_input_shape(self, input_shape):
+        """Rank 4, known channels, and the channel count the layer was built for."""
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' expects input of rank 4 "
+                f"(batch, height, width, channels). Received: input_shape={tuple(input_shape)}"
+            )
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' needs a known channel count. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        if self.input_channels is not None and channels != self.input_channels:
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' was built for {self.input_channels} "
+                f"input channels. Received: input channels={channels}"
+            )
+        return channels
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -17,7 +17,10 @@ import tomllib
 
 from mobilenet_sep.resources import data_folder
 
-BUILDERS = {"mobilenet_v1": "mobilenet_sep.mobilenet:MobileNetV1"}
+BUILDERS = {
+    "mobilenet_v1": "mobilenet_sep.mobilenet:MobileNetV1",
+    "pointwise_cnn": "mobilenet_sep.pointcloud:PointwiseCNN",
+}
 """Builder name -> "module:function", imported on first build so listing the zoo stays light."""
 
 
@@ -95,8 +98,8 @@ def load_model(name_or_path, **overrides):
         raise ValueError(f"No such model file. Received: model={os.fspath(name_or_path)!r}")
     import keras
 
-    from mobilenet_sep import layers  # noqa: F401  registers our layers for deserialization
-
+    for builder in BUILDERS:  # importing each builder's module registers its layers for deserialization
+        _builder(builder)
     try:
         return keras.saving.load_model(name_or_path, safe_mode=True)
     except Exception as error:  # corrupt archives raise zipfile, OSError, ValueError, ...

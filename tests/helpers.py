@@ -30,3 +30,17 @@ def relative_error(actual, expected):
     """max |actual - expected| / max |expected|."""
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30))
+
+
+def numeric_gradient(function, array, step=1e-6):
+    """Central finite differences of the scalar `function()` with respect to every entry of `array` (in place)."""
+    gradient = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        original = array[index]
+        array[index] = original + step
+        above = function()
+        array[index] = original - step
+        below = function()
+        array[index] = original
+        gradient[index] = (above - below) / (2 * step)
+    return gradient

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as reference
-from helpers import randomize_batchnorm, relative_error
+from helpers import numeric_gradient, randomize_batchnorm, relative_error
 from mobilenet_sep.layers import DepthwiseConv, DepthwiseSeparableConv, PointwiseConv
 
 GRID = [
@@ -141,19 +141,6 @@ def test_block_equals_keras_layer_stack_in_training_and_inference(rng):
     )
 
 
-def _numeric_gradient(function, array, epsilon=1e-6):
-    gradient = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + epsilon
-        plus = function()
-        array[index] = saved - epsilon
-        minus = function()
-        array[index] = saved
-        gradient[index] = (plus - minus) / (2 * epsilon)
-    return gradient
-
-
 @pytest.mark.parametrize(
     "make_layer",
     [
@@ -183,7 +170,7 @@ def test_gradients_equal_finite_differences(make_layer, rng):
         tape.watch(x_tensor)
         objective = tf.reduce_sum(layer(x_tensor, training=False) * probe)
     analytic = tape.gradient(objective, [x_tensor] + weights)
-    numeric = [_numeric_gradient(loss, x)] + [_numeric_gradient(loss, value) for value in values]
+    numeric = [numeric_gradient(loss, x)] + [numeric_gradient(loss, value) for value in values]
     for got, want in zip(analytic, numeric, strict=True):
         assert relative_error(got.numpy(), want) <= 1e-6
 

@@ -1,6 +1,8 @@
 """The zoo: every name builds and runs, names are data with their published figures, and one loader."""
 
 import re
+import subprocess
+import sys
 import zipfile
 
 import keras
@@ -12,6 +14,7 @@ from helpers import randomize_batchnorm
 from mobilenet_sep import zoo
 
 ALL_NAMES = zoo.list_models()
+MOBILENET_NAMES = zoo.list_models("*mobilenet_v1_*")
 
 
 def test_catalogue_has_every_width_and_resolution_and_their_twins():
@@ -40,15 +43,26 @@ def test_list_models_globs_in_natural_order():
     assert mobilenet_sep.list_models("no_such_*") == []
 
 
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_every_name_builds_and_runs_at_a_small_input(name):
+def test_every_name_is_a_mobilenet_or_the_point_cloud_network():
+    assert set(ALL_NAMES) == set(MOBILENET_NAMES) | {"pointwise_cnn"}
+
+
+@pytest.mark.parametrize("name", MOBILENET_NAMES)
+def test_every_mobilenet_builds_and_runs_at_a_small_input(name):
     model = mobilenet_sep.create_model(name, input_shape=(32, 32, 3), classes=4)
     output = model.predict(np.zeros((1, 32, 32, 3), "float32"), verbose=0)
     assert output.shape == (1, 4)
     np.testing.assert_allclose(output.sum(), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", [n for n in ALL_NAMES if "mobilenet_v1" in n])
+def test_point_cloud_network_builds_and_runs_at_a_small_cloud():
+    model = mobilenet_sep.create_model("pointwise_cnn", num_points=32, classes=4)
+    output = model.predict(np.random.default_rng(0).uniform(-1, 1, (1, 32, 3)).astype("float32"), verbose=0)
+    assert output.shape == (1, 4)
+    np.testing.assert_allclose(output.sum(), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", MOBILENET_NAMES)
 def test_entry_config_agrees_with_its_name_and_cites_sources(name):
     entry = zoo.get_entry(name)
     alpha, size = re.fullmatch(r"(?:conv_)?mobilenet_v1_([\d.]+)_(\d+)", name).groups()
@@ -121,3 +135,13 @@ def test_load_model_refuses_bad_files(tmp_path):
         mobilenet_sep.load_model(str(unsafe_path))
     with zipfile.ZipFile(unsafe_path) as archive:  # it is a real archive: only safe mode refused it
         assert "config.json" in archive.namelist()
+
+
+def test_saved_point_cloud_model_loads_in_a_fresh_process(tmp_path):
+    """load_model registers every builder's layers before deserializing, not only the MobileNet ones."""
+    path = tmp_path / "points.keras"
+    mobilenet_sep.create_model("pointwise_cnn", num_points=32, classes=3).save(path)
+    script = f"import mobilenet_sep; print(mobilenet_sep.load_model({str(path)!r}).output_shape)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("(None, 3)")

@@ -14,7 +14,15 @@ from rich.console import Console
 from mobilenet_sep.cli.common import UsageError
 
 EXIT_USAGE = 2
-COMMAND_MODULES = ("zoo_command",)
+COMMAND_MODULES = (
+    "zoo_command",
+    "profile_command",
+    "compare_command",
+    "export_command",
+    "benchmark_command",
+    "train_command",
+    "evaluate_command",
+)
 
 
 class _Parser(argparse.ArgumentParser):

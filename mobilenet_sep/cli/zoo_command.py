@@ -19,18 +19,20 @@ def run(args, console):
     if not names:
         raise UsageError(f"No zoo model matches the pattern. Received: pattern={args.pattern!r}")
     import_tensorflow()
+    from mobilenet_sep.profiler import profile
+
     rows = []
     for name in names:
         entry = zoo.get_entry(name)
         model = entry.build()
-        height, width = model.input_shape[1:3]
         rows.append(
             {
                 "name": name,
                 "alpha": entry.config.get("alpha"),
-                "size": f"{height}x{width}",
+                "input": _input_text(model.input_shape),
                 "separable": entry.config.get("separable", True),
                 "parameters": model.count_params(),
+                "mult_adds": profile(model).mult_adds,
                 "published": entry.published,
             }
         )
@@ -38,11 +40,33 @@ def run(args, console):
         print_json(console, rows)
         return
     table = Table(title="mobilenet-sep zoo")
-    for column in ("name", "alpha", "size", "parameters", "published mult-adds (M)", "published top-1 (%)"):
+    columns = (
+        "name",
+        "alpha",
+        "input",
+        "parameters",
+        "exact mult-adds (M)",
+        "published mult-adds (M)",
+        "published top-1 (%)",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "name" else "right", no_wrap=column == "name")
     for row in rows:
         published = row["published"]
-        mult_adds = " / ".join(f"{figures['mult_adds_millions']} {source}" for source, figures in published.items())
-        top1 = " / ".join(f"{figures['top1']} {source}" for source, figures in published.items())
-        table.add_row(row["name"], f"{row['alpha']}", row["size"], f"{row['parameters']:,}", mult_adds or "-", top1 or "-")
+        mult_adds, top1 = _published_text(published, "mult_adds_millions"), _published_text(published, "top1")
+        exact = f"{row['mult_adds'] / 1e6:,.2f}"
+        alpha = "-" if row["alpha"] is None else f"{row['alpha']}"
+        table.add_row(row["name"], alpha, row["input"], f"{row['parameters']:,}", exact, mult_adds, top1)
     console.print(table)
+
+
+def _input_text(input_shape):
+    """224x224 for images, 2048 points for point clouds."""
+    if len(input_shape) == 3:
+        return f"{input_shape[1]} points"
+    return f"{input_shape[1]}x{input_shape[2]}"
+
+
+def _published_text(published, key):
+    """ "569 paper / 569 tf_slim" for the sources that print `key`; "-" when none does."""
+    return " / ".join(f"{figures[key]} {source}" for source, figures in published.items() if key in figures) or "-"
