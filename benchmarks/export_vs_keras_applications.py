@@ -36,7 +36,8 @@ def twin_models(alpha, size):
     import numpy as np
 
     import mobilenet_sep
-    from helpers import randomize_batchnorm, relative_error
+    from helpers import randomize_batchnorm
+    from mobilenet_sep.export_common import relative_error
 
     theirs = keras.applications.MobileNet(
         alpha=alpha, input_shape=(size, size, 3), weights=None, classifier_activation=None

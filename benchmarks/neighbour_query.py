@@ -25,15 +25,15 @@ grid until about 16K points.
 """
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
 
 import numpy as np
 
-from mobilenet_sep import pointcloud_grid  # noqa: E402
-from mobilenet_sep.pointcloud_data import SHAPES, synthetic_cloud  # noqa: E402
+from mobilenet_sep import pointcloud_grid
+from mobilenet_sep.files import save_figure
+from mobilenet_sep.measure import time_runs
+from mobilenet_sep.pointcloud_data import SHAPES, synthetic_cloud
 
 CELL_WEIGHTS = np.array([9, 3, 1])
 
@@ -87,12 +87,10 @@ def brute_force(points, voxel_size, stride, block=256):
 
 
 def median_seconds(function, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+    """(median wall time, the last result) with the package's one timing loop (the caller warms up)."""
+    results = []
+    seconds = time_runs(lambda: results.append(function()), warmup=0, repeats=repeats, budget_s=float("inf"))
+    return statistics.median(seconds), results[-1]
 
 
 def as_set(pairs):
@@ -124,12 +122,10 @@ def measure(points, voxel_size, stride, repeats, brute_max):
 
 
 def plot(rows, path, title):
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.subplots()
     sizes = [row["points"] for row in rows]
     for key, style in (("grid", "o-"), ("kd cube", "s--"), ("kd cells", "^--"), ("kd query", "v:"), ("brute", "x-.")):
         pairs = [(size, row[key]) for size, row in zip(sizes, rows, strict=True) if row[key] is not None]
@@ -139,12 +135,7 @@ def plot(rows, path, title):
     axes.set_xticks(sizes, [f"{size // 1024}K" for size in sizes])
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    os.close(descriptor)
-    figure.savefig(temporary, dpi=100)
-    os.replace(temporary, path)
+    save_figure(figure, path)
 
 
 def main():

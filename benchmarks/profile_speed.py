@@ -34,7 +34,8 @@ def main():
     import tensorflow as tf
 
     import mobilenet_sep
-    from mobilenet_sep.profiler import profile, tensorflow_float_ops
+    from mobilenet_sep.profiler import profile
+    from mobilenet_sep.profiler_crosscheck import tensorflow_float_ops
 
     tf.get_logger().setLevel("ERROR")  # the profiler's deprecation warnings
     model = mobilenet_sep.create_model(args.model)

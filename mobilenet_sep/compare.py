@@ -9,12 +9,10 @@ kind of convolution, which is the point of showing both.
 """
 
 import dataclasses
-import io
 import re
 
 from mobilenet_sep import measure
-from mobilenet_sep.files import write_atomically
-from mobilenet_sep.profiler import profile
+from mobilenet_sep.files import save_figure
 
 DEFAULT_RUNTIMES = ("tf", "tf-train", "onnx", "litert")
 
@@ -114,10 +112,11 @@ def twin_names(name):
     """(separable, standard-conv twin) zoo names for either member of the pair."""
     from mobilenet_sep import zoo
 
+    zoo.get_entry(name)  # an unknown name raises with suggestions
     separable = name.removeprefix("conv_")
     standard = f"conv_{separable}"
-    for member in (separable, standard):
-        zoo.get_entry(member)  # an unknown name raises with suggestions
+    if not {separable, standard} <= set(zoo.list_models()):
+        raise ValueError(f"Only the zoo's MobileNets have a standard-conv twin. Received: name={name!r}")
     return separable, standard
 
 
@@ -237,10 +236,7 @@ class Comparison:
         axes.set_ylabel("standard / separable")
         axes.set_title(f"{self.subject}: what separable convolution saves")
         axes.legend()
-        image = io.BytesIO()
-        figure.savefig(image, format="png", dpi=100)
-        write_atomically({path: image.getvalue()})
-        return path
+        return save_figure(figure, path)
 
 
 def compare_models(
@@ -261,6 +257,8 @@ def compare_models(
     Call `measure.set_tensorflow_threads(threads)` before building the models when
     the thread count matters: TensorFlow fixes its pools at its first op.
     """
+    from mobilenet_sep.profiler import profile  # imported here: the CLI reads this module's defaults before TensorFlow
+
     options = {
         "batch_sizes": (batch_size,),
         "threads": threads,

@@ -119,6 +119,8 @@ def load_folder(argument, options):
     spec = f"folder:{argument}"
     if not argument:
         raise ValueError("A folder dataset needs a path, e.g. folder:./images. Received: dataset='folder'")
+    if options.split not in ("train", "test"):
+        raise ValueError(f'A folder dataset has the splits "train" and "test". Received: split={options.split!r}')
     split_root = os.path.join(argument, options.split)
     if os.path.isdir(os.path.join(argument, "train")) and os.path.isdir(split_root):
         classes, files = _class_folders(split_root, spec)

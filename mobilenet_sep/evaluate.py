@@ -109,15 +109,13 @@ def evaluate(model, loaded_dataset, strategy=None):
 
 def plot_confusion(metrics, path, title="Confusion matrix"):
     """A PNG of the confusion matrix (rows: true class, columns: predicted), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
+    from matplotlib.figure import Figure
 
     matrix = np.asarray(metrics["confusion_matrix"])
     names = metrics.get("class_names") or [str(index) for index in range(len(matrix))]
     size = min(4 + 0.4 * len(matrix), 20)
-    figure, axes = pyplot.subplots(figsize=(size, size * 0.85))
+    figure = Figure(figsize=(size, size * 0.85))
+    axes = figure.subplots()
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes, fraction=0.046)
     if len(matrix) <= 30:
@@ -130,9 +128,5 @@ def plot_confusion(metrics, path, title="Confusion matrix"):
     top1 = f" (top-1 {metrics['top1']:.1%})" if "top1" in metrics else ""
     axes.set(xlabel="predicted class", ylabel="true class", title=title + top1)
     figure.tight_layout()
-    try:
-        with files.atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=120, format="png")
-    finally:
-        pyplot.close(figure)
+    files.save_figure(figure, path, dpi=120)
     return path

@@ -93,27 +93,32 @@ def export_model(
     )
 
 
-def export_data(spec, model, limit=EVALUATION_LIMIT):
+def export_data(spec, model, limit=EVALUATION_LIMIT, calibrate=True):
     """The data an export uses from dataset `spec`: (calibration, (evaluation images, labels or None), description).
 
-    The train split's images calibrate int8 (a tf.data of image batches); up to
-    `limit` test examples measure top-1 agreement and the accuracy delta.
-
-    Labels are dropped when the dataset's classes do not match the model's
-    outputs: top-1 agreement still means something, accuracy would not.
+    With `calibrate`, the train split's images, shuffled with a fixed seed so that
+    every class is seen, calibrate int8 (a tf.data of image batches; else None).
+    Up to `limit` test examples (all of them, in order, when there are fewer;
+    else a seeded shuffle) measure top-1 agreement and the accuracy delta. Labels
+    are dropped when the dataset's classes do not match the model's outputs:
+    agreement still means something, accuracy would not.
     """
     from mobilenet_sep import data
 
+    def shuffled(split):
+        options = data.DataOptions(split=split, input_shape=shape, batch_size=32, training=True, augment="none")
+        return data.load_dataset(spec, options).epoch(0)
+
     shape = tuple(model.input_shape[1:])
-    train = data.load_dataset(spec, data.DataOptions(split="train", input_shape=shape, batch_size=32))
     test = data.load_dataset(spec, data.DataOptions(split="test", input_shape=shape, batch_size=32))
+    batches = test.dataset if test.num_examples <= limit else shuffled("test")
     images, labels = [], []
-    for batch_images, batch_labels in test.dataset.take(-(-limit // 32)):
+    for batch_images, batch_labels in batches.take(-(-limit // 32)):
         images.append(np.asarray(batch_images))
         labels.append(np.asarray(batch_labels))
     labels = np.concatenate(labels)[:limit]
     if test.num_classes != model.output_shape[-1]:
         labels = None
-    calibration = train.dataset.map(lambda batch_images, batch_labels: batch_images)
-    description = f"{spec}: train split calibrates, test split evaluates"
+    calibration = shuffled("train").map(lambda batch_images, batch_labels: batch_images) if calibrate else None
+    description = f"{spec}: {'train split calibrates, ' if calibrate else ''}test split evaluates"
     return calibration, (np.concatenate(images)[:limit], labels), description

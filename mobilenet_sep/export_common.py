@@ -89,10 +89,14 @@ def fixed_input_shape(model):
     return shape[1:]
 
 
+def random_images(count, shape, seed=0):
+    """`count` seeded float32 inputs of `shape`, uniform in [-1, 1] (the preprocessed range)."""
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, (count, *shape)).astype("float32")
+
+
 def random_inputs(model, count=RANDOM_INPUTS, seed=0):
-    """`count` inputs of the model's shape, uniform in [-1, 1]: float32, seeded."""
-    rng = np.random.default_rng(seed)
-    return rng.uniform(-1.0, 1.0, (count, *fixed_input_shape(model))).astype("float32")
+    """`count` random inputs of the model's shape (see `random_images`)."""
+    return random_images(count, fixed_input_shape(model), seed)
 
 
 def in_batches(function, images, batch_size=32):

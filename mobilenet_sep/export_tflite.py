@@ -165,7 +165,9 @@ class LiteRTRunner:
         if self.fixed_batch is None:
             return self._invoke(native_images)
         if len(native_images) % self.fixed_batch:
-            raise ValueError(f"This file takes batches of {self.fixed_batch}. Received: {len(native_images)} images")
+            raise ValueError(
+                f"This file takes batches of {self.fixed_batch} images. Received: batch_size={len(native_images)}"
+            )
         step = self.fixed_batch
         return np.concatenate(
             [self._invoke(native_images[start : start + step]) for start in range(0, len(native_images), step)]

@@ -1,11 +1,14 @@
 """Atomic file writes: a path holds either its old content or the whole new one, never a partial file.
 
-Every writer in the package (exports, metadata, plots, CSV, checkpoints' .keras
-files, metrics) goes through here: content is written under a temporary name in
-the destination folder and renamed into place only once complete.
+Every file the package writes itself (exports, metadata, plots, CSV, .keras
+models, metrics, reports) goes through here: content is written under a temporary
+name in the destination folder and renamed into place only once complete.
+TensorFlow's checkpoints and TensorBoard events are written by TensorFlow, which
+has its own protocol (a checkpoint counts once its index file is renamed in).
 """
 
 import contextlib
+import io
 import os
 import tempfile
 
@@ -24,9 +27,17 @@ def check_output_path(path, argument="out"):
 
 
 def _new_file_mode():
-    """The permissions `open(path, "w")` would give a new file: 0666 less the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
+    """The permissions `open(path, "w")` would give a new file: 0666 less the umask.
+
+    The umask is read from /proc where it can be: setting it to read it back is
+    process-wide, and a thread creating a file meanwhile would get 0666.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration):
+        umask = os.umask(0)
+        os.umask(umask)
     return 0o666 & ~umask
 
 
@@ -64,6 +75,8 @@ def write_atomically(files):
     Every file goes to a temporary name in its own folder first; only when all are
     written are they renamed into place, so a failure leaves no partial file.
     """
+    for path in files:
+        check_output_path(path, "path")
     with contextlib.ExitStack() as stack:
         staged = []
         for path, content in files.items():
@@ -77,3 +90,15 @@ def write_atomically(files):
         for temporary, path in staged:
             os.chmod(temporary, mode)
             os.replace(temporary, path)
+
+
+def save_figure(figure, path, dpi=100):
+    """A matplotlib `Figure` as a PNG at `path`, written atomically.
+
+    Build figures with `matplotlib.figure.Figure`, not pyplot: it renders with Agg
+    and leaves the global backend of an interactive session (Jupyter) alone.
+    """
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=dpi)
+    write_atomically({path: image.getvalue()})
+    return os.fspath(path)

@@ -130,7 +130,7 @@ class _Conv2DBase(KernelLayer):
         if self.input_channels is not None and channels != self.input_channels:
             raise ValueError(
                 f"{self.__class__.__name__} '{self.name}' was built for {self.input_channels} "
-                f"input channels. Received: input channels={channels}"
+                f"input channels. Received: channels={channels}"
             )
         return channels
 

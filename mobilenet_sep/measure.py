@@ -4,8 +4,9 @@ Every measurement runs the same way: `warmup` untimed runs (tracing, allocation,
 caches), then up to `repeats` timed runs, stopping early once `budget_s` seconds
 are spent (after at least `MIN_REPEATS`). The result keeps each run's wall time,
 the batch size and the thread count, so callers report the median and spread.
-`benchmark` and the standard-vs-separable comparison both call `measure_model`:
-a model and its twin timed with the same call, on the same inputs, give ratios.
+`benchmark` and the standard-vs-separable comparison (`compare`) both call
+`measure_model`: a model and its twin timed with the same call, on the same
+inputs, give ratios.
 """
 
 import dataclasses
@@ -14,6 +15,8 @@ import statistics
 import time
 
 import numpy as np
+
+from mobilenet_sep.export_common import fixed_input_shape, random_images
 
 RUNTIMES = {
     "tf": "TensorFlow inference: the Keras model in a tf.function, no XLA",
@@ -125,10 +128,6 @@ def _check_arguments(runtimes, batch_sizes, threads):
         raise ValueError(f"`threads` must be a positive int. Received: threads={threads!r}")
 
 
-def _images(batch_size, shape, seed=0):
-    return np.random.default_rng(seed).uniform(-1.0, 1.0, (batch_size, *shape)).astype("float32")
-
-
 @dataclasses.dataclass(frozen=True)
 class _Prepared:
     """A runtime ready to time: `make_run(batch_size)` returns the zero-argument call that is timed."""
@@ -147,7 +146,7 @@ def _tf_inference(model, threads):
     predict = tf.function(lambda images: model(images, training=False), jit_compile=False)
 
     def make_run(batch_size):
-        images = tf.constant(_images(batch_size, model.input_shape[1:]))
+        images = tf.constant(random_images(batch_size, model.input_shape[1:]))
         return lambda: np.asarray(predict(images))
 
     return _Prepared("tf", make_run, effective or available_threads(), note=_tf_threads_note(effective, threads))
@@ -162,7 +161,7 @@ def _tf_training(model, threads):
     trainee.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=False)
 
     def make_run(batch_size):
-        images = _images(batch_size, model.input_shape[1:])
+        images = random_images(batch_size, model.input_shape[1:])
         targets = np.zeros((batch_size, *model.output_shape[1:]), "float32")
         return lambda: trainee.train_on_batch(images, targets)
 
@@ -181,7 +180,7 @@ def _onnx(content, threads, shape):
     runner = OnnxRunner(content, threads)
 
     def make_run(batch_size):
-        images = _images(batch_size, shape)
+        images = random_images(batch_size, shape)
         return lambda: runner(images)
 
     return _Prepared("onnx", make_run, threads, len(content))
@@ -196,15 +195,13 @@ def _litert(content, threads, shape, runtime, note=""):
         note = f"{note}; {fixed}" if note else fixed
 
     def make_run(batch_size):
-        native = runner.native_input(_images(batch_size, shape))
+        native = runner.native_input(random_images(batch_size, shape))
         return lambda: runner.invoke(native)
 
     return _Prepared(runtime, make_run, threads, len(content), note)
 
 
 def _prepare(model, runtime, threads):
-    from mobilenet_sep.export_common import fixed_input_shape
-
     shape = fixed_input_shape(model)
     if runtime == "tf":
         return _tf_inference(model, threads)
@@ -218,7 +215,7 @@ def _prepare(model, runtime, threads):
 
     if runtime == "litert":
         return _litert(convert_to_tflite(model), threads, shape, runtime)
-    calibration = _images(INT8_SPEED_CALIBRATION, shape, seed=1)
+    calibration = random_images(INT8_SPEED_CALIBRATION, shape, seed=1)
     note = "calibrated on random inputs (for speed, not accuracy)"
     return _litert(convert_to_tflite(model, "int8", calibration), threads, shape, runtime, note)
 
@@ -266,20 +263,6 @@ def measure_model(
     return timings
 
 
-def median_ratios(timings, baseline):
-    """{(runtime, batch size): median time of `timings` / median of `baseline`} where both have that pair.
-
-    With `timings` of a standard-conv twin and `baseline` of its separable model,
-    these are the measured speed-ups to set beside the predicted multiply-add ratio.
-    """
-    baseline_medians = {(timing.runtime, timing.batch_size): timing.median_s for timing in baseline}
-    return {
-        (timing.runtime, timing.batch_size): timing.median_s / baseline_medians[timing.runtime, timing.batch_size]
-        for timing in timings
-        if (timing.runtime, timing.batch_size) in baseline_medians
-    }
-
-
 def measure_file(path, *, batch_sizes=(1,), threads=None, warmup=3, repeats=30, budget_s=10.0, progress=None):
     """Time an exported `.onnx` or `.tflite` file as it is: a list of `Timing`s, one per batch size.
 
@@ -298,6 +281,8 @@ def measure_file(path, *, batch_sizes=(1,), threads=None, warmup=3, repeats=30, 
         from mobilenet_sep.export_onnx import OnnxRunner
 
         shape = OnnxRunner(content).session.get_inputs()[0].shape[1:]
+        if not all(isinstance(size, int) for size in shape):
+            raise ValueError(f"Only files with a fixed input size can be timed. Received: input shape={shape}")
         prepared = _onnx(content, threads, shape)
     else:
         from mobilenet_sep.export_tflite import LiteRTRunner, tflite_ops

@@ -95,7 +95,7 @@ def build_optimizer(recipe, model, schedule):
         )
     except (TypeError, ValueError) as error:
         message = " ".join(str(error).split())[:200]
-        extra = {f"optimizer.{key}": value for key, value in settings.items()}
+        extra = ", ".join(f"optimizer.{key}={value!r}" for key, value in settings.items())
         raise ValueError(f"The {name} optimizer rejects a setting: {message}. Received: {extra}") from None
     if weight_decay:
         optimizer.exclude_from_weight_decay(

@@ -269,7 +269,7 @@ def read_modelnet40(folder, split):
     else:
         names = [f"class_{index}" for index in range(40)]
     if labels.min() < 0 or labels.max() >= len(names):
-        raise ValueError(f"Labels must be in [0, {len(names)}). Received: labels in [{labels.min()}, {labels.max()}]")
+        raise ValueError(f"Labels must be in [0, {len(names)}). Received: labels from {labels.min()} to {labels.max()}")
     return points, labels, names
 
 

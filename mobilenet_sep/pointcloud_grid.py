@@ -140,9 +140,21 @@ def cell_means_matrix(points, voxel_size, stride):
     return _query_batch(points, voxel_size, half_side(voxel_size, stride), stride, margin, thresholds)
 
 
-# Compiled code below: plain loops over numpy arrays. `cache=True` keeps the machine code on disk,
-# so only the first call on a machine pays the compilation (about 10 s).
-_compile = numba.njit(nogil=True, cache=True)
+# Compiled code below: plain loops over numpy arrays.
+
+
+def _compile(function):
+    """numba's njit, keeping the machine code on disk so only a machine's first call compiles (about 10 s).
+
+    Where no cache folder is writable (a read-only install without a home), numba refuses
+    `cache=True`; the function is then compiled once per process instead.
+    """
+    try:
+        return numba.njit(nogil=True, cache=True)(function)
+    except RuntimeError:
+        return numba.njit(nogil=True)(function)
+
+
 _AXIS_BITS = 21  # a grid cell (x, y, z), counted from the cloud's lowest cell, packs into one int64 key
 
 

@@ -7,9 +7,8 @@ Nothing here prints: the table is returned as a rich renderable for the caller
 import csv
 import dataclasses
 import io
-import os
 
-from mobilenet_sep.files import write_atomically
+from mobilenet_sep.files import save_figure, write_atomically
 from mobilenet_sep.profiler import HEADLINE_KINDS, KINDS
 
 CSV_FIELDS = (
@@ -196,7 +195,4 @@ def to_png(profile, path):
     present = [kind for kind in KINDS if kind in KIND_COLOURS and any(row.kind == kind for row in rows)]
     handles = [Patch(color=KIND_COLOURS[kind], label=kind) for kind in present]
     mult_adds_axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=100)
-    write_atomically({path: image.getvalue()})
-    return os.fspath(path)
+    return save_figure(figure, path)

@@ -9,7 +9,6 @@ tables are closed: a key not in `DEFAULTS` is an error naming it.
 import copy
 import difflib
 import os
-
 import tomllib
 
 from mobilenet_sep.resources import data_folder
@@ -132,7 +131,7 @@ def apply_override(recipe, assignment):
     path, equals, text = assignment.partition("=")
     table, dot, key = path.strip().partition(".")
     if not equals or not dot or not key:
-        raise ValueError(f"An override is table.key=value, e.g. train.epochs=5. Received: {assignment!r}")
+        raise ValueError(f"An override is table.key=value, e.g. train.epochs=5. Received: set={assignment!r}")
     recipe.setdefault(table, {})
     if not isinstance(recipe[table], dict):
         _fail(table, recipe[table], "must be a table")

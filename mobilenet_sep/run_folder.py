@@ -38,8 +38,8 @@ def read_json(path):
 
 def check_writable(output_dir):
     """Prove the folder (or, while it does not exist, its nearest existing parent) writable; change nothing."""
-    existing = output_dir
-    while not os.path.exists(existing):
+    existing = os.path.abspath(output_dir)
+    while not os.path.exists(existing):  # the root exists: the loop ends
         existing = os.path.dirname(existing)
     try:
         if not os.path.isdir(existing):

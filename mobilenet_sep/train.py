@@ -15,7 +15,6 @@ their part of the (collective) checkpoint into a temporary folder they delete, a
 
 import dataclasses
 import os
-import re
 import shutil
 import time
 
@@ -59,12 +58,7 @@ def model_from_recipe(recipe, **extra):
     if size:
         height, width = size if isinstance(size, list) else (size, size)
         arguments["input_shape"] = (height, width, 3)
-    try:
-        return zoo.load_model(recipe["model"]["name"], **{**arguments, **extra})
-    except TypeError as error:  # a [model] key the builder has no argument for
-        match = re.search(r"argument '(\w+)'", str(error))
-        key = f"model.{match.group(1)}" if match else "model"
-        raise ValueError(f"Unknown recipe key: the model builder has no such argument. Received: key={key!r}") from None
+    return zoo.load_model(recipe["model"]["name"], **{**arguments, **extra})
 
 
 def _finetune_base(model, recipe):

@@ -10,9 +10,9 @@ import difflib
 import fnmatch
 import functools
 import importlib
+import inspect
 import os
 import re
-
 import tomllib
 
 from mobilenet_sep.resources import data_folder
@@ -40,10 +40,18 @@ class ModelEntry:
     sources: dict
 
     def build(self, **overrides):
+        builder = _builder(self.builder)
+        accepted = inspect.signature(builder).parameters
+        for key in overrides:
+            if key not in accepted:
+                raise ValueError(
+                    f"{self.name} is built by {builder.__name__}, which takes no such argument "
+                    f"(it takes: {', '.join(accepted)}). Received: {key}={overrides[key]!r}"
+                )
         config = {**self.config, **overrides}
         if isinstance(config.get("input_shape"), list):
             config["input_shape"] = tuple(config["input_shape"])
-        return _builder(self.builder)(**config)
+        return builder(**config)
 
 
 @functools.cache
@@ -93,7 +101,8 @@ def load_model(name_or_path, **overrides):
     if not str(name_or_path).endswith(".keras"):
         return create_model(name_or_path, **overrides)
     if overrides:
-        raise ValueError(f"Overrides apply to zoo names, not to saved files. Received: {overrides}")
+        key, value = next(iter(overrides.items()))
+        raise ValueError(f"Overrides apply to zoo names, not to saved .keras files. Received: {key}={value!r}")
     if not os.path.isfile(name_or_path):
         raise ValueError(f"No such model file. Received: model={os.fspath(name_or_path)!r}")
     import keras

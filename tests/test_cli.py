@@ -14,7 +14,8 @@ def _run(*arguments):
 def test_help_lists_the_commands():
     result = _run("--help")
     assert result.returncode == 0
-    assert "zoo" in result.stdout
+    for command in ("zoo", "profile", "compare", "train", "evaluate", "export", "benchmark", "demo"):
+        assert command in result.stdout
 
 
 def test_zoo_table_and_json(capsys):

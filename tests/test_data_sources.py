@@ -132,3 +132,25 @@ def test_empty_classless_and_missing_folders_are_clear_errors(tmp_path):
         load_dataset(f"folder:{tmp_path / 'junk'}", options)
     with pytest.raises(ValueError, match="No such folder"):
         load_dataset(f"folder:{tmp_path / 'absent'}", options)
+
+
+def test_folder_has_only_train_and_test_splits(tmp_path):
+    root = _folder(tmp_path / "images")
+    with pytest.raises(ValueError, match='splits "train" and "test". Received: split=\'validation\''):
+        load_dataset(f"folder:{root}", DataOptions("validation", (32, 32, 3), batch_size=4))
+
+
+def test_export_data_calibrates_on_every_class_of_a_class_ordered_folder(tmp_path):
+    """Folders list files class by class: the calibration batches must be shuffled, not the first class."""
+    from mobilenet_sep import create_model
+    from mobilenet_sep.export import export_data
+
+    root = _folder(tmp_path / "images", per_class=40)
+    model = create_model("mobilenet_v1_0.25_128", input_shape=(32, 32, 3), classes=len(COLORS))
+    calibration, (images, labels), _ = export_data(f"folder:{root}", model, limit=1000)
+    first_batch = next(iter(calibration))
+    dominant = {int(np.argmax(np.asarray(image).mean(axis=(0, 1)))) for image in first_batch}
+    assert dominant == {0, 1, 2}  # red cats, green dogs, blue owls: every class is in the first batch
+    assert len(images) == len(labels) == 3 * 8 and sorted(set(labels.tolist())) == [0, 1, 2]
+    calibration, _, description = export_data(f"folder:{root}", model, calibrate=False)
+    assert calibration is None and description.endswith(": test split evaluates")

@@ -34,7 +34,7 @@ def test_a_failed_write_leaves_old_files_and_no_temporary_ones(tmp_path, monkeyp
 
 
 def test_a_write_into_a_missing_folder_leaves_nothing_behind(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="folder does not exist.*Received: path="):
         files.write_atomically({str(tmp_path / "a.onnx"): b"a", str(tmp_path / "missing" / "a.json"): b"{}"})
     assert os.listdir(tmp_path) == []
 
@@ -66,3 +66,15 @@ def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
         raise RuntimeError("writer failed")
     assert target.read_bytes() == b"new"
     assert os.listdir(tmp_path) == ["plot.png"]
+
+
+def test_save_figure_writes_a_png_and_refuses_a_folder(tmp_path):
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    figure.subplots().plot([0, 1], [1, 0])
+    assert files.save_figure(figure, tmp_path / "line.png") == str(tmp_path / "line.png")
+    assert (tmp_path / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match=f"is a folder.*Received: path={str(tmp_path)!r}"):
+        files.save_figure(figure, tmp_path)
+    assert os.listdir(tmp_path) == ["line.png"]

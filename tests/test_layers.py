@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 
 import keras
 import numpy as np
@@ -29,7 +30,7 @@ def _random_input(rng, batch=2):
 
 @pytest.mark.parametrize("strides,padding,dilation,multiplier", GRID)
 def test_depthwise_matches_numpy_loops(strides, padding, dilation, multiplier):
-    rng = np.random.default_rng(hash((strides, padding, dilation, multiplier)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((strides, padding, dilation, multiplier)).encode()))  # reproducible
     x = _random_input(rng)
     kernel_size = tuple(int(k) for k in rng.integers(1, 4, size=2))  # non-square kernels too
     layer = DepthwiseConv(
@@ -238,7 +239,7 @@ def test_bad_inputs_name_the_value(layer):
     with pytest.raises(ValueError, match=r"Received: input_shape=\(2, 8, 3\)"):
         layer(np.zeros((2, 8, 3), "float32"))
     layer(np.zeros((1, 8, 8, 3), "float32"))
-    with pytest.raises(ValueError, match="built for 3 input channels. Received: input channels=4"):
+    with pytest.raises(ValueError, match="built for 3 input channels. Received: channels=4"):
         layer(np.zeros((1, 8, 8, 4), "float32"))
 
 

@@ -36,12 +36,6 @@ def test_timing_statistics_against_numpy():
     assert row["repeats"] == 4 and row["threads"] == 2 and row["batch_size"] == 8 and row["file_bytes"] == 100
 
 
-def test_median_ratios_pair_runtime_and_batch_size():
-    twin = [measure.Timing("tf", 1, 2, 1, (0.4, 0.6)), measure.Timing("onnx", 1, 2, 1, (0.9,))]
-    model = [measure.Timing("tf", 1, 2, 1, (0.1,)), measure.Timing("tf", 8, 2, 1, (0.3,))]
-    assert measure.median_ratios(twin, model) == {("tf", 1): pytest.approx(5.0)}
-
-
 def test_measure_model_times_every_runtime_at_every_batch_size_and_leaves_the_model_alone():
     model = _model()
     weights = [np.array(weight) for weight in model.get_weights()]

@@ -116,5 +116,5 @@ def test_optimizer_classes_settings_and_unknown_settings():
     assert isinstance(rmsprop, keras.optimizers.RMSprop) and rmsprop.momentum == 0.9 and rmsprop.epsilon == 1.0
     adam = build_optimizer(check_recipe({"optimizer": {"name": "adam", "beta_2": 0.99}}), model, 0.01)
     assert isinstance(adam, keras.optimizers.Adam) and adam.beta_2 == 0.99
-    with pytest.raises(ValueError, match=r"adam optimizer rejects.*Received: \{'optimizer.momentum': 0.9\}"):
+    with pytest.raises(ValueError, match=r"adam optimizer rejects.*Received: optimizer.momentum=0.9"):
         build_optimizer(check_recipe({"optimizer": {"name": "adam", "momentum": 0.9}}), model, 0.01)

@@ -145,3 +145,12 @@ def test_saved_point_cloud_model_loads_in_a_fresh_process(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("(None, 3)")
+
+
+def test_overrides_the_builder_does_not_take_name_the_argument():
+    with pytest.raises(
+        ValueError, match=r"PointwiseCNN, which takes no such argument .*Received: input_shape=\(64, 64, 3\)"
+    ):
+        mobilenet_sep.create_model("pointwise_cnn", input_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="Received: alhpa=0.5"):
+        mobilenet_sep.create_model("mobilenet_v1_1.0_224", alhpa=0.5)

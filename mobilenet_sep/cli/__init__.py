@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "zoo_command",
     "profile_command",
     "compare_command",
+    "demo_command",
     "export_command",
     "benchmark_command",
     "train_command",

@@ -2,7 +2,14 @@
 
 from rich.table import Table
 
-from mobilenet_sep.cli.common import UsageError, import_tensorflow, print_json, quiet_native_logs
+from mobilenet_sep.cli.common import (
+    UsageError,
+    check_positive,
+    import_tensorflow,
+    parse_runtimes,
+    print_json,
+    quiet_native_logs,
+)
 from mobilenet_sep.measure import RUNTIMES
 
 DEFAULT_RUNTIMES = "tf,onnx,litert,litert-int8"
@@ -22,21 +29,8 @@ def add_parser(commands):
     parser.set_defaults(run=run)
 
 
-def _parse_runtimes(text):
-    runtimes = [runtime.strip() for runtime in text.split(",") if runtime.strip()]
-    unknown = [runtime for runtime in runtimes if runtime not in RUNTIMES]
-    if unknown or not runtimes:
-        raise UsageError(
-            f"--runtimes takes a comma-separated list among {', '.join(RUNTIMES)}. Received: runtimes={text!r}"
-        )
-    return runtimes
-
-
 def _check_arguments(args):
-    for name in ("batch_size", "threads", "repeats"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive int. Received: {name}={value}")
+    check_positive(args, "batch_size", "threads", "repeats")
     if args.model.endswith(EXPORTED_SUFFIXES) and args.runtimes is not None:
         raise UsageError(
             f"--runtimes applies to models; an exported file runs on its own runtime. Received: runtimes={args.runtimes!r}"
@@ -47,7 +41,7 @@ def run(args, console):
     from mobilenet_sep import measure
 
     _check_arguments(args)
-    runtimes = _parse_runtimes(args.runtimes or DEFAULT_RUNTIMES)
+    runtimes = parse_runtimes(args.runtimes or DEFAULT_RUNTIMES)
     batch_sizes = tuple(sorted({1, args.batch_size}))
     threads = args.threads or measure.available_threads()
     options = {"batch_sizes": batch_sizes, "threads": threads, "repeats": args.repeats}

@@ -35,3 +35,23 @@ def import_tensorflow():
 
 def print_json(console, data):
     console.print_json(json.dumps(data))
+
+
+def parse_runtimes(text):
+    """`tf,onnx,litert` -> a tuple of the timing harness's runtime names; anything else is a UsageError."""
+    from mobilenet_sep.measure import RUNTIMES
+
+    runtimes = tuple(runtime.strip() for runtime in text.split(",") if runtime.strip())
+    if not runtimes or any(runtime not in RUNTIMES for runtime in runtimes):
+        raise UsageError(
+            f"--runtimes takes a comma-separated list among {', '.join(RUNTIMES)}. Received: runtimes={text!r}"
+        )
+    return runtimes
+
+
+def check_positive(args, *names):
+    """Each named option that was given must be a positive int."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive int. Received: {name}={value}")

@@ -1,6 +1,8 @@
 """`mobilenet-sep compare NAME | --layer SPEC [--runtimes ...] [--json] [--plot out.png]`: predicted vs measured."""
 
-from mobilenet_sep.cli.common import UsageError, import_tensorflow, print_json, quiet_native_logs
+from mobilenet_sep.cli.common import check_positive, import_tensorflow, parse_runtimes, print_json, quiet_native_logs
+from mobilenet_sep.compare import DEFAULT_RUNTIMES
+from mobilenet_sep.files import check_output_path
 from mobilenet_sep.measure import RUNTIMES
 
 
@@ -12,7 +14,7 @@ def add_parser(commands):
     subject.add_argument("model", nargs="?", help="a zoo MobileNet name; compared with its conv_ twin")
     subject.add_argument("--layer", help="one layer instead: HxWxC:kK:sS:same|valid:nN, e.g. 12x12x3:k5:s1:valid:n256")
     parser.add_argument(
-        "--runtimes", default="tf,tf-train,onnx,litert", help=f"comma-separated among {', '.join(RUNTIMES)}"
+        "--runtimes", default=",".join(DEFAULT_RUNTIMES), help=f"comma-separated among {', '.join(RUNTIMES)}"
     )
     parser.add_argument("--batch-size", type=int, default=1, help="images per timed run (default 1)")
     parser.add_argument("--threads", type=int, help="threads of every runtime (default: all available cores)")
@@ -22,21 +24,11 @@ def add_parser(commands):
     parser.set_defaults(run=run)
 
 
-def _runtimes(text):
-    runtimes = tuple(runtime.strip() for runtime in text.split(",") if runtime.strip())
-    if not runtimes or any(runtime not in RUNTIMES for runtime in runtimes):
-        raise UsageError(
-            f"--runtimes takes a comma-separated list among {', '.join(RUNTIMES)}. Received: runtimes={text!r}"
-        )
-    return runtimes
-
-
 def run(args, console):
-    runtimes = _runtimes(args.runtimes)
-    for name in ("batch_size", "threads", "repeats"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive int. Received: {name}={value}")
+    runtimes = parse_runtimes(args.runtimes)
+    check_positive(args, "batch_size", "threads", "repeats")
+    if args.plot:
+        check_output_path(args.plot, "plot")  # before minutes of timing
     import_tensorflow()
     from mobilenet_sep import compare, measure
 

@@ -50,7 +50,9 @@ def run(args, console):
     model = zoo.load_model(args.model)
     out = args.out or default_output_path(model, args.format, args.quantize)
     check_output_path(out)
-    calibration, evaluation, description = export_data(args.data, model) if args.data else (None, None, None)
+    calibration, evaluation, description = (
+        export_data(args.data, model, calibrate=args.quantize == "int8") if args.data else (None, None, None)
+    )
     with console.status(f"exporting {model.name} to {out}"), quiet_native_logs():
         result = export_model(
             model,

@@ -4,6 +4,7 @@ import dataclasses
 import re
 
 from mobilenet_sep.cli.common import UsageError, import_tensorflow, print_json
+from mobilenet_sep.files import check_output_path
 
 
 def add_parser(commands):
@@ -55,6 +56,8 @@ def run(args, console):
 
     entry = None if args.model.endswith(".keras") else zoo.get_entry(args.model)
     overrides = _overrides(args, entry)
+    if args.plot:
+        check_output_path(args.plot, "plot")
     import_tensorflow()
     from mobilenet_sep.profiler import profile
     from mobilenet_sep.profiler_render import compare_published
