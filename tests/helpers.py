@@ -44,3 +44,13 @@ def numeric_gradient(function, array, step=1e-6):
         array[index] = original
         gradient[index] = (above - below) / (2 * step)
     return gradient
+
+
+def write_legacy_h5(model, path):
+    """`model`'s weights in the layout of keras.applications' published files (root `layer_names`)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, model)
+    return str(path)

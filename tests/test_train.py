@@ -10,14 +10,12 @@ import subprocess
 import sys
 import textwrap
 
-import h5py
 import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from keras.src.legacy.saving import legacy_h5_format
 
-from helpers import randomize_batchnorm
+from helpers import randomize_batchnorm, write_legacy_h5
 from mobilenet_sep import zoo
 from mobilenet_sep.data import DataOptions, load_dataset
 from mobilenet_sep.evaluate import evaluate
@@ -74,8 +72,7 @@ def _legacy_base_weights(path):
     keras.utils.set_random_seed(5)
     base = keras.applications.MobileNet(weights=None, alpha=0.25, input_shape=(32, 32, 3), include_top=False)
     randomize_batchnorm(base, seed=5)
-    with h5py.File(path, "w") as file:
-        legacy_h5_format.save_weights_to_hdf5_group(file, base)
+    write_legacy_h5(base, path)
     return {layer.name: layer.get_weights() for layer in base.layers if layer.weights}
 
 

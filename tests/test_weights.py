@@ -4,9 +4,8 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from keras.src.legacy.saving import legacy_h5_format
 
-from helpers import randomize_batchnorm
+from helpers import randomize_batchnorm, write_legacy_h5
 from mobilenet_sep import MobileNetV1
 from mobilenet_sep import weights as weight_files
 
@@ -19,19 +18,12 @@ def _randomized_keras_mobilenet(alpha, size, include_top, seed):
     return randomize_batchnorm(model, seed)
 
 
-def _write_legacy_h5(model, path):
-    """The layout of the published files: root `layer_names`, a group per layer."""
-    with h5py.File(path, "w") as file:
-        legacy_h5_format.save_weights_to_hdf5_group(file, model)
-    return str(path)
-
-
 @pytest.mark.parametrize("alpha", [0.25, 0.5, 0.75, 1.0])
 @pytest.mark.parametrize("include_top", [True, False])
 def test_ported_weights_give_identical_logits(alpha, include_top, tmp_path, rng):
     size = 96
     reference = _randomized_keras_mobilenet(alpha, size, include_top, seed=int(alpha * 100))
-    path = _write_legacy_h5(reference, tmp_path / "mobilenet.h5")
+    path = write_legacy_h5(reference, tmp_path / "mobilenet.h5")
     with h5py.File(path, "r") as file:
         assert "layer_names" in file.attrs  # the legacy layout, not Keras 3's .weights.h5
     ours = MobileNetV1(
@@ -50,7 +42,7 @@ def test_ported_weights_give_identical_logits(alpha, include_top, tmp_path, rng)
 
 def test_imagenet_fetches_the_keras_file_and_loads_it(tmp_path, monkeypatch, rng):
     reference = _randomized_keras_mobilenet(0.25, 128, include_top=False, seed=7)
-    path = _write_legacy_h5(reference, tmp_path / "weights.h5")
+    path = write_legacy_h5(reference, tmp_path / "weights.h5")
     requests = []
 
     def fake_get_file(file_name, origin, cache_subdir):
@@ -100,7 +92,7 @@ def test_configs_without_published_weights_fail_fast(arguments, message, monkeyp
 
 
 def test_mismatched_file_names_the_layers(tmp_path):
-    path = _write_legacy_h5(_randomized_keras_mobilenet(0.25, 96, include_top=True, seed=1), tmp_path / "top.h5")
+    path = write_legacy_h5(_randomized_keras_mobilenet(0.25, 96, include_top=True, seed=1), tmp_path / "top.h5")
     with pytest.raises(ValueError, match=r"layers the model lacks \['conv_preds'\]"):
         MobileNetV1(alpha=0.25, input_shape=(96, 96, 3), include_top=False, weights=path)
     with pytest.raises(ValueError, match="Layer 'conv1' expects weight shapes"):
