@@ -137,6 +137,14 @@ class _Prepared:
     threads: int
     file_bytes: int | None = None
     note: str = ""
+    fixed_batch: int | None = None
+
+    def note_at(self, batch_size):
+        """The note, plus how a batch larger than a file's fixed batch was run."""
+        if self.fixed_batch is None or batch_size <= self.fixed_batch:
+            return self.note
+        fixed = f"fixed batch of {self.fixed_batch} (as shipped): a larger batch runs in turn"
+        return f"{self.note}; {fixed}" if self.note else fixed
 
 
 def _tf_inference(model, threads):
@@ -190,15 +198,12 @@ def _litert(content, threads, shape, runtime, note=""):
     from mobilenet_sep.export_tflite import LiteRTRunner
 
     runner = LiteRTRunner(content, threads)
-    if runner.fixed_batch is not None:
-        fixed = f"fixed batch of {runner.fixed_batch} (as shipped): a larger batch runs in turn"
-        note = f"{note}; {fixed}" if note else fixed
 
     def make_run(batch_size):
         native = runner.native_input(random_images(batch_size, shape))
         return lambda: runner.invoke(native)
 
-    return _Prepared(runtime, make_run, threads, len(content), note)
+    return _Prepared(runtime, make_run, threads, len(content), note, runner.fixed_batch)
 
 
 def _prepare(model, runtime, threads):
@@ -227,7 +232,15 @@ def _time_prepared(prepared, batch_sizes, warmup, repeats, budget_s, progress):
             progress(f"timing {prepared.runtime} at batch {batch_size}")
         seconds = time_runs(prepared.make_run(batch_size), warmup=warmup, repeats=repeats, budget_s=budget_s)
         timings.append(
-            Timing(prepared.runtime, batch_size, prepared.threads, warmup, seconds, prepared.file_bytes, prepared.note)
+            Timing(
+                prepared.runtime,
+                batch_size,
+                prepared.threads,
+                warmup,
+                seconds,
+                prepared.file_bytes,
+                prepared.note_at(batch_size),
+            )
         )
     return timings
 

@@ -56,6 +56,9 @@ def test_measure_model_times_every_runtime_at_every_batch_size_and_leaves_the_mo
     assert by_runtime["tf"].file_bytes is None and by_runtime["tf-train"].file_bytes is None
     assert by_runtime["litert-int8"].file_bytes < 0.5 * by_runtime["litert"].file_bytes
     assert "random inputs" in by_runtime["litert-int8"].note
+    # LiteRT files take one image at a time: said of batch 2, not of batch 1.
+    litert = {timing.batch_size: timing.note for timing in timings if timing.runtime == "litert"}
+    assert litert[1] == "" and "fixed batch of 1" in litert[2]
     assert "timing onnx at batch 2" in messages and "preparing litert" in messages
     assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights(), strict=True))
     assert not model.compiled
