@@ -12,20 +12,23 @@ _EXPORTS = {
     "DepthwiseConv": "layers",
     "PointwiseConv": "layers",
     "DepthwiseSeparableConv": "layers",
-    "MobileNetV1": "mobilenet",
+    "PointwiseConv3D": "layers",
+    "MobileNetV1": "zoo",
+    "PointwiseCNN": "zoo",
     "list_models": "zoo",
     "create_model": "zoo",
     "load_model": "zoo",
     "get_entry": "zoo",
-    "PointwiseConv3D": "pointcloud",
-    "PointwiseCNN": "pointcloud",
+    "twin": "zoo",
     "profile": "profiler",
-    "export_model": "export",
-    "measure_model": "measure",
+    "export_model": "export.exporter",
+    "fuse": "export.fuse",
+    "measure_model": "speed.measure",
     "load_dataset": "data",
     "DataOptions": "data",
-    "load_recipe": "recipe",
+    "load_recipe": "train.recipe",
 }
+"""Public name -> the module (under `mobilenet_sep.`) that defines or re-exports it."""
 
 __all__ = tuple(sorted(_EXPORTS))
 

@@ -38,7 +38,7 @@ def test_wheel_carries_the_catalogue_and_recipes(tmp_path):
         assert source_files and source_files <= packaged
 
     script = (
-        "import json, mobilenet_sep, mobilenet_sep.zoo as zoo, mobilenet_sep.resources as r;"
+        "import json, mobilenet_sep, mobilenet_sep.zoo as zoo, mobilenet_sep.utils.resources as r;"
         "print(json.dumps([mobilenet_sep.__file__, str(r.data_folder('models')), len(zoo.list_models())]))"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}

@@ -6,24 +6,35 @@ make from Python. Bad input ends with one line on stderr and exit code 2.
 """
 
 import argparse
-import importlib
+import shlex
 import sys
 
 from rich.console import Console
 
+from mobilenet_sep.cli import (
+    benchmark_command,
+    compare_command,
+    demo_command,
+    evaluate_command,
+    export_command,
+    profile_command,
+    train_command,
+    zoo_command,
+)
 from mobilenet_sep.cli.common import UsageError
 
 EXIT_USAGE = 2
-COMMAND_MODULES = (
-    "zoo_command",
-    "profile_command",
-    "compare_command",
-    "demo_command",
-    "export_command",
-    "benchmark_command",
-    "train_command",
-    "evaluate_command",
+COMMANDS = (
+    zoo_command,
+    profile_command,
+    compare_command,
+    demo_command,
+    export_command,
+    benchmark_command,
+    train_command,
+    evaluate_command,
 )
+"""Each command's module, in the order `--help` lists them."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,8 +45,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     parser = _Parser(prog="mobilenet-sep", description="MobileNetV1 zoo: profile, compare, train, export.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in COMMAND_MODULES:
-        importlib.import_module(f"mobilenet_sep.cli.{module}").add_parser(commands)
+    for command in COMMANDS:
+        command.add_parser(commands)
     return parser
 
 
@@ -45,6 +56,7 @@ def main(argv=None):
     errors = Console(stderr=True)
     try:
         args = build_parser().parse_args(argv)
+        args.command_line = shlex.join(["mobilenet-sep", *(sys.argv[1:] if argv is None else argv)])
         args.run(args, console)
     except (UsageError, ValueError, FileNotFoundError, PermissionError) as error:
         message = " ".join(str(error).split()) or type(error).__name__

@@ -2,17 +2,10 @@
 
 from rich.table import Table
 
-from mobilenet_sep.cli.common import (
-    UsageError,
-    check_positive,
-    import_tensorflow,
-    parse_runtimes,
-    print_json,
-    quiet_native_logs,
-)
-from mobilenet_sep.measure import RUNTIMES
+from mobilenet_sep.cli import options
+from mobilenet_sep.cli.common import UsageError, import_tensorflow, print_json, quiet_native_logs
 
-DEFAULT_RUNTIMES = "tf,onnx,litert,litert-int8"
+DEFAULT_RUNTIMES = ("tf", "tf-fused", "onnx", "litert", "litert-int8")
 EXPORTED_SUFFIXES = (".onnx", ".tflite")
 
 
@@ -21,40 +14,33 @@ def add_parser(commands):
         "benchmark", help="latency at batch 1 and throughput at a batch size on TensorFlow, ONNX Runtime, LiteRT"
     )
     parser.add_argument("model", help="a zoo name, a .keras file, or an exported .onnx / .tflite file")
-    parser.add_argument("--runtimes", help=f"comma-separated, among {', '.join(RUNTIMES)} (default {DEFAULT_RUNTIMES})")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput run (default 32)")
-    parser.add_argument("--threads", type=int, help="threads of every runtime (default: all available cores)")
-    parser.add_argument("--repeats", type=int, default=30, help="timed runs per figure, after warm-up (default 30)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    options.add_runtimes(parser, DEFAULT_RUNTIMES)
+    options.add_timing(parser, batch_size=32, batch_help="batch size of the throughput run")
+    options.add_json(parser)
     parser.set_defaults(run=run)
 
 
-def _check_arguments(args):
-    check_positive(args, "batch_size", "threads", "repeats")
-    if args.model.endswith(EXPORTED_SUFFIXES) and args.runtimes is not None:
+def run(args, console):
+    from mobilenet_sep.speed import measure
+    from mobilenet_sep.speed.runtimes import check_runtimes
+
+    exported = args.model.endswith(EXPORTED_SUFFIXES)
+    if exported and args.runtimes is not None:
         raise UsageError(
             f"--runtimes applies to models; an exported file runs on its own runtime. Received: runtimes={args.runtimes!r}"
         )
-
-
-def run(args, console):
-    from mobilenet_sep import measure
-
-    _check_arguments(args)
-    runtimes = parse_runtimes(args.runtimes or DEFAULT_RUNTIMES)
-    batch_sizes = tuple(sorted({1, args.batch_size}))
-    threads = args.threads or measure.available_threads()
-    options = {"batch_sizes": batch_sizes, "threads": threads, "repeats": args.repeats}
+    runtimes = check_runtimes(args.runtimes or DEFAULT_RUNTIMES)
+    timing = {"batch_sizes": tuple(sorted({1, args.batch_size})), "threads": args.threads, "repeats": args.repeats}
     import_tensorflow()
     with console.status("benchmarking") as status, quiet_native_logs():
-        if args.model.endswith(EXPORTED_SUFFIXES):
-            timings = measure.measure_file(args.model, progress=status.update, **options)
+        if exported:
+            timings = measure.measure_file(args.model, progress=status.update, **timing)
         else:
             from mobilenet_sep import zoo
 
-            measure.set_tensorflow_threads(threads)  # before the first op: TensorFlow fixes its pools then
+            measure.set_tensorflow_threads(args.threads or measure.available_threads())  # before the first op
             model = zoo.load_model(args.model)
-            timings = measure.measure_model(model, runtimes, progress=status.update, **options)
+            timings = measure.measure_model(model, runtimes, progress=status.update, **timing)
     if args.json:
         print_json(console, {"model": args.model, "timings": [timing.to_dict() for timing in timings]})
         return

@@ -1,4 +1,4 @@
-"""What every subcommand shares: the usage error, quiet TensorFlow start-up, JSON output."""
+"""What every subcommand shares at run time: the usage error, quiet TensorFlow start-up, JSON output."""
 
 import contextlib
 import json
@@ -35,23 +35,3 @@ def import_tensorflow():
 
 def print_json(console, data):
     console.print_json(json.dumps(data))
-
-
-def parse_runtimes(text):
-    """`tf,onnx,litert` -> a tuple of the timing harness's runtime names; anything else is a UsageError."""
-    from mobilenet_sep.measure import RUNTIMES
-
-    runtimes = tuple(runtime.strip() for runtime in text.split(",") if runtime.strip())
-    if not runtimes or any(runtime not in RUNTIMES for runtime in runtimes):
-        raise UsageError(
-            f"--runtimes takes a comma-separated list among {', '.join(RUNTIMES)}. Received: runtimes={text!r}"
-        )
-    return runtimes
-
-
-def check_positive(args, *names):
-    """Each named option that was given must be a positive int."""
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive int. Received: {name}={value}")

@@ -1,8 +1,10 @@
-"""`mobilenet-sep evaluate MODEL DATASET [--plot confusion.png] [--json]`: top-1/top-5, loss, confusion matrix."""
+"""`mobilenet-sep evaluate MODEL DATASET [--fuse] [--plot confusion.png] [--json]`: top-1/top-5, loss, confusion."""
 
 from rich.table import Table
 
+from mobilenet_sep.cli import options
 from mobilenet_sep.cli.common import UsageError, import_tensorflow, print_json
+from mobilenet_sep.utils.files import check_output_path
 
 
 def add_parser(commands):
@@ -15,23 +17,23 @@ def add_parser(commands):
     parser.add_argument("dataset", help="digits, tfds:NAME[:SPLIT], folder:PATH, ...")
     parser.add_argument("--split", default="test", help="split to evaluate when the spec names none (default: test)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--image-size", type=int, help="input size for models built for any size")
+    parser.add_argument("--fuse", action="store_true", help="fold BatchNorm first (mobilenet_sep.fuse): faster")
+    options.add_size(parser, "input size for models built for any size")
     parser.add_argument("--data-dir", help="where tensorflow-datasets keeps its files")
     parser.add_argument("--download", action="store_true", help="let tensorflow-datasets download")
-    parser.add_argument("--plot", metavar="PNG", help="also draw the confusion matrix into this PNG file")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    options.add_plot(parser, "the confusion matrix")
+    options.add_json(parser, "tables")
     parser.set_defaults(run=run)
 
 
-def _input_shape(model, image_size):
+def _input_shape(model, size):
+    """The model's input shape; --size fills in the height and width of a model built for any size."""
     shape = tuple(model.input_shape[1:])
     if None not in shape:
         return shape
-    if image_size is None:
-        raise UsageError(f"The model takes any input size; pass --image-size. Received: input_shape={shape}")
-    if image_size < 32:
-        raise UsageError(f"--image-size must be >= 32. Received: image_size={image_size}")
-    return (image_size, image_size, *shape[2:])
+    if size is None:
+        raise UsageError(f"The model takes any input size; pass --size HxW. Received: input_shape={shape}")
+    return (*options.parse_size(size), *shape[2:])
 
 
 def _confusion_table(metrics):
@@ -46,28 +48,28 @@ def _confusion_table(metrics):
 
 
 def run(args, console):
-    if args.batch_size <= 0:
-        raise UsageError(f"--batch-size must be > 0. Received: batch_size={args.batch_size}")
     if args.plot:
-        from mobilenet_sep.files import check_output_path
-
         check_output_path(args.plot, "plot")
     import_tensorflow()
     from mobilenet_sep import zoo
     from mobilenet_sep.data import DataOptions, load_dataset
-    from mobilenet_sep.evaluate import evaluate, plot_confusion
+    from mobilenet_sep.export.fuse import fuse
+    from mobilenet_sep.train.evaluate import evaluate
+    from mobilenet_sep.train.render import plot_confusion
 
     model = zoo.load_model(args.model)
+    if args.fuse:
+        model = fuse(model)
     options = DataOptions(
         args.split,
-        _input_shape(model, args.image_size),
+        _input_shape(model, args.size),
         args.batch_size,
         data_dir=args.data_dir,
         download=args.download,
     )
     loaded = load_dataset(args.dataset, options)
     metrics = evaluate(model, loaded)
-    metrics.update(model=args.model, dataset=args.dataset, skipped_files=loaded.skipped)
+    metrics.update(model=args.model, fused=args.fuse, dataset=args.dataset, skipped_files=loaded.skipped)
     if args.plot:
         plot_confusion(metrics, args.plot, title=f"{model.name} on {args.dataset}")
     if args.json:

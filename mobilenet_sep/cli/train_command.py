@@ -4,11 +4,12 @@ import json
 import os
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from mobilenet_sep.cli import options
 from mobilenet_sep.cli.common import import_tensorflow, print_json
-from mobilenet_sep.distribute import STRATEGIES
+from mobilenet_sep.cli.progress import TrainProgress
+from mobilenet_sep.train.distribute import STRATEGIES
 
 FLAGS = {
     "epochs": "train.epochs",
@@ -48,7 +49,7 @@ def add_parser(commands):
     )
     parser.add_argument("--out", help="output directory (default: runs/RECIPE_NAME)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default", help="multi-worker reads TF_CONFIG")
-    parser.add_argument("--json", action="store_true", help="print metrics.json on stdout (progress on stderr)")
+    options.add_json(parser, "a table: metrics.json on stdout (progress on stderr)")
     parser.set_defaults(run=run)
 
 
@@ -59,64 +60,14 @@ def build_overrides(args):
         assignments.append("data.test_dataset=")
     for flag, key in FLAGS.items():
         value = getattr(args, flag)
-        if value is not None:
-            assignments.append(f"{key}={json.dumps(value)}")
+        if value is not None:  # TOML spells non-finite floats nan and inf, JSON NaN and Infinity
+            text = repr(value) if isinstance(value, float) else json.dumps(value)
+            assignments.append(f"{key}={text}")
     if args.download:
         assignments.append("data.download=true")
     if args.freeze_base:
         assignments.append("finetune.freeze_base=true")
     return assignments
-
-
-class TrainProgress:
-    """The engine's progress reports as a rich progress bar per epoch and one line per finished epoch."""
-
-    def __init__(self, console):
-        self.console = console
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        self.task = None
-
-    def __enter__(self):
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.bar.stop()
-
-    def start(self, plan):
-        self.plan = plan
-        self.console.print(
-            f"[bold]{plan['model']}[/] ({plan['parameters']:,} parameters): {plan['train_examples']:,} training, "
-            f"{plan['test_examples']:,} test examples; {plan['epochs']} epochs of {plan['steps_per_epoch']} steps "
-            f"x {plan['batch_size']} on {plan['replicas']} replica(s) -> {plan['output_dir']}"
-        )
-        if plan["initial_epoch"]:
-            self.console.print(f"resuming after epoch {plan['initial_epoch']} (the last checkpoint)")
-
-    def step(self, epoch, step, loss):
-        if step == 0:
-            description = f"epoch {epoch + 1}/{self.plan['epochs']}"
-            self.task = self.bar.add_task(description, total=self.plan["steps_per_epoch"], loss=loss)
-        self.bar.update(self.task, advance=1, loss=loss)
-
-    def epoch_end(self, record):
-        self.bar.remove_task(self.task)
-        top5 = f"  top-5 {record['test_top5']:6.2%}" if "test_top5" in record else ""
-        frozen = "  (base frozen)" if record["frozen_base"] else ""
-        self.console.print(
-            f"epoch {record['epoch']:>3}/{self.plan['epochs']}  loss {record['loss']:.4f}  train top-1 "
-            f"{record['top1']:6.2%}  |  test loss {record['test_loss']:.4f}  top-1 {record['test_top1']:6.2%}{top5}"
-            f"  |  {record['images_per_second']:,.0f} img/s  {record['wall_seconds']:.1f} s{frozen}"
-        )
 
 
 def _print_result(console, result):
@@ -140,12 +91,12 @@ def _print_result(console, result):
 
 
 def run(args, console):
-    from mobilenet_sep.recipe import load_recipe, recipe_path
+    from mobilenet_sep.train.recipe import load_recipe, recipe_path
 
     recipe = load_recipe(args.recipe, build_overrides(args))
     output_dir = args.out or os.path.join("runs", os.path.splitext(os.path.basename(recipe_path(args.recipe)))[0])
     import_tensorflow()
-    from mobilenet_sep.train import train
+    from mobilenet_sep.train.engine import train
 
     progress_console = Console(stderr=True) if args.json else console
     with TrainProgress(progress_console) as progress:

@@ -2,24 +2,25 @@
 
 from rich.table import Table
 
+from mobilenet_sep.cli import options
 from mobilenet_sep.cli.common import UsageError, import_tensorflow, print_json
 
 
 def add_parser(commands):
     parser = commands.add_parser("zoo", help="list the named models with their parameters and published figures")
     parser.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. '*_224'")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    options.add_json(parser)
     parser.set_defaults(run=run)
 
 
 def run(args, console):
+    import_tensorflow()
     from mobilenet_sep import zoo
+    from mobilenet_sep.profiler import profile
 
     names = zoo.list_models(args.pattern)
     if not names:
         raise UsageError(f"No zoo model matches the pattern. Received: pattern={args.pattern!r}")
-    import_tensorflow()
-    from mobilenet_sep.profiler import profile
 
     rows = []
     for name in names:
