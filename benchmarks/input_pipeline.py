@@ -28,10 +28,10 @@ def main():
 
     import tensorflow as tf
 
-    from mobilenet_sep.evaluate import distribute_dataset, per_example_loss
-    from mobilenet_sep.optimizer import build_optimizer, learning_rate_schedule
-    from mobilenet_sep.recipe import load_recipe
-    from mobilenet_sep.train import model_from_recipe, recipe_datasets, train_step_function
+    from mobilenet_sep.train.evaluate import distribute_dataset, per_example_loss
+    from mobilenet_sep.train.optimizer import build_optimizer, learning_rate_schedule
+    from mobilenet_sep.train.recipe import load_recipe
+    from mobilenet_sep.train.engine import model_from_recipe, recipe_datasets, train_step_function
 
     recipe = load_recipe(args.recipe, args.set)
     batch = recipe["train"]["batch_size"]

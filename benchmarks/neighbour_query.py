@@ -1,16 +1,20 @@
-"""Neighbour query of the point-cloud pointwise convolution: our grid against scipy's cKDTree and brute force.
+"""Neighbour query of the point-cloud pointwise convolution: our two grids against scipy's cKDTree and brute force.
 
 Usage: python benchmarks/neighbour_query.py [--sizes 1024,2048,...,65536] [--stride 1] [--voxel-size 0.1]
        [--density fixed-voxel|fixed-neighbours] [--repeats 3] [--brute-max 16384] [--plot neighbour_query.png]
+       [--out benchmarks/results/neighbour_query.json]
 
 Every method produces the same thing for one cloud of N points: for each point, its neighbours in
-each of the 27 active kernel cells (checked equal to the grid's answer at every size). The clouds
+each of the 27 active kernel cells (checked equal to the numba grid's answer at every size). The clouds
 are one synthetic surface (pointcloud_data, --shape, default sphere) in the unit sphere, as
 ModelNet's. `fixed-voxel` keeps voxel_size, so the clouds get denser with N (more neighbours per
 point, as with more points per ModelNet object); `fixed-neighbours` shrinks voxel_size as
 1/sqrt(N / 2048) so each point keeps about as many neighbours as at 2,048 points.
 
-- grid: `pointcloud_grid.cell_means_matrix`, the layer's query (grid built per call, numba).
+- numba: `neighbour_grid.cell_means_matrix`, the layer's query="numba" (grid built per call, numba).
+- grid: `grid_means.cell_means`, the layer's default query="grid" (tensor ops, compiled with XLA),
+  on one feature channel: it finds the same cells and averages in the same pass, so its figure
+  includes the means (checked equal to the numba matrix's means).
 - kd cube: cKDTree.query_pairs within the kernel cube (L-infinity radius half_side), then the
   exact cell test (NumPy) on those pairs; the cube holds the a-trous holes too.
 - kd cells: a second cKDTree of the 27 cell centres of every point, paired with the points by
@@ -20,20 +24,25 @@ point, as with more points per ModelNet object); `fixed-neighbours` shrinks voxe
 - brute force: every pair tested (NumPy, in blocks of rows), up to --brute-max points.
 
 Each time is the median of --repeats runs. The crossover is the first N where the kd query alone
-is faster than the grid (none if it never is). The seed article claims a k-d tree does not beat a
-grid until about 16K points.
+is faster than a grid (none if it never is). The seed article claims a k-d tree does not beat a
+grid until about 16K points. The figures go to --out with the command, machine and versions.
 """
 
 import argparse
+import functools
+import os
 import statistics
 import time
 
 import numpy as np
 
-from mobilenet_sep import pointcloud_grid
-from mobilenet_sep.files import save_figure
-from mobilenet_sep.measure import time_runs
-from mobilenet_sep.pointcloud_data import SHAPES, synthetic_cloud
+from mobilenet_sep.data.pointclouds import SHAPES, synthetic_cloud
+from mobilenet_sep.layers import neighbour_grid as pointcloud_grid
+from mobilenet_sep.speed.measure import time_runs
+from mobilenet_sep.utils.files import save_figure
+from mobilenet_sep.utils.record import result_record, script_command, write_result
+
+RESULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "neighbour_query.json")
 
 CELL_WEIGHTS = np.array([9, 3, 1])
 
@@ -50,9 +59,26 @@ def exact_cells(points, rows, columns, voxel_size, stride):
     return rows[inside] * 27 + (cells[inside] // stride) @ CELL_WEIGHTS, columns[inside]
 
 
-def grid_query(points, voxel_size, stride):
-    indices, _ = pointcloud_grid.cell_means_matrix(points[None], voxel_size, stride)
-    return indices[:, 0], indices[:, 1]
+def numba_query(points, voxel_size, stride):
+    indices, values = pointcloud_grid.cell_means_matrix(points[None], voxel_size, stride)
+    return indices[:, 0], indices[:, 1], values
+
+
+@functools.cache
+def tensor_grid(voxel_size, stride):
+    """The layer's grid query (and means) on one cloud and one feature channel, compiled with XLA."""
+    import tensorflow as tf
+
+    from mobilenet_sep.layers import grid_means
+
+    def means(points, feature):
+        return grid_means.cell_means(points, feature, voxel_size, stride)
+
+    return tf.function(means, jit_compile=True)
+
+
+def grid_means_of(points, feature, voxel_size, stride):
+    return np.asarray(tensor_grid(voxel_size, stride)(points[None], feature[None, :, None]))[0]
 
 
 def kd_cube_candidates(points, voxel_size, stride):
@@ -99,12 +125,18 @@ def as_set(pairs):
 
 def measure(points, voxel_size, stride, repeats, brute_max):
     count = len(points)
-    for warm_up in (grid_query, kd_cube_candidates, kd_cell_candidates):  # numba's compilation, scipy's import
+    for warm_up in (numba_query, kd_cube_candidates, kd_cell_candidates):  # numba's compilation, scipy's import
         warm_up(points[:8], voxel_size, stride)
     row = {"points": count, "voxel_size": voxel_size}
-    row["grid"], reference = median_seconds(lambda: grid_query(points, voxel_size, stride), repeats)
-    row["pairs"] = len(reference[0])
-    expected = as_set(reference)
+    row["numba"], (rows, columns, values) = median_seconds(lambda: numba_query(points, voxel_size, stride), repeats)
+    row["pairs"] = len(rows)
+    expected = as_set((rows, columns))
+    feature = np.random.default_rng(0).normal(size=count).astype(np.float32)
+    grid_means_of(points, feature, voxel_size, stride)  # XLA's compilation for this size
+    row["grid"], means = median_seconds(lambda: grid_means_of(points, feature, voxel_size, stride), repeats)
+    reference_means = np.bincount(rows, values * feature[columns], minlength=count * 27)
+    if np.abs(means.reshape(-1) - reference_means).max() > 1e-5 * max(np.abs(reference_means).max(), 1e-30):
+        raise AssertionError(f"the tensor grid's means disagree with the numba grid's at N={count}")
     for name, candidates in (("kd cube", kd_cube_candidates), ("kd cells", kd_cell_candidates)):
         row[f"{name} query"], found = median_seconds(lambda c=candidates: c(points, voxel_size, stride), repeats)
         start = time.perf_counter()
@@ -127,7 +159,9 @@ def plot(rows, path, title):
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     axes = figure.subplots()
     sizes = [row["points"] for row in rows]
-    for key, style in (("grid", "o-"), ("kd cube", "s--"), ("kd cells", "^--"), ("kd query", "v:"), ("brute", "x-.")):
+    styles = (("numba", "o-"), ("grid", "D-"), ("kd cube", "s--"), ("kd cells", "^--"), ("kd query", "v:"))
+    styles += (("brute", "x-."),)
+    for key, style in styles:
         pairs = [(size, row[key]) for size, row in zip(sizes, rows, strict=True) if row[key] is not None]
         if pairs:
             axes.plot(*zip(*pairs, strict=True), style, label=key)
@@ -148,11 +182,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--brute-max", type=int, default=16384)
     parser.add_argument("--plot", default="neighbour_query.png")
+    parser.add_argument("--out", default=RESULT, help=f"result file (default {os.path.relpath(RESULT)})")
     args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     rows = []
     header = (
-        f"{'N':>6} {'voxel':>7} {'pairs':>10} {'grid':>8} {'kd cube':>8} {'kd cells':>9} {'kd query':>9} {'brute':>8}"
+        f"{'N':>6} {'voxel':>7} {'pairs':>10} {'numba':>8} {'grid':>8} {'kd cube':>8} {'kd cells':>9} "
+        f"{'kd query':>9} {'brute':>8}"
     )
     print(
         f"{args.shape}, stride {args.stride}, {args.density}; seconds per query of one cloud (median of {args.repeats})"
@@ -166,19 +203,25 @@ def main():
         rows.append(row)
         brute = f"{row['brute']:8.4f}" if row["brute"] is not None else f"{'-':>8}"
         print(
-            f"{count:>6} {voxel:7.4f} {row['pairs']:>10} {row['grid']:8.4f} {row['kd cube']:8.4f} "
+            f"{count:>6} {voxel:7.4f} {row['pairs']:>10} {row['numba']:8.4f} {row['grid']:8.4f} {row['kd cube']:8.4f} "
             f"{row['kd cells']:9.4f} {row['kd query']:9.4f} {brute}",
             flush=True,
         )
-    crossover = next((row["points"] for row in rows if row["kd query"] < row["grid"]), None)
-    if crossover is None:
-        print(
-            f"crossover: none; the grid is faster than even the kd-tree's bare query at every N up to {rows[-1]['points']}"
-        )
-    else:
-        print(f"crossover: the kd-tree's bare query beats the grid from N = {crossover}")
+    crossovers = {}
+    for grid in ("numba", "grid"):
+        crossovers[grid] = next((row["points"] for row in rows if row["kd query"] < row[grid]), None)
+        if crossovers[grid] is None:
+            largest = rows[-1]["points"]
+            print(f"crossover ({grid}): none; faster than even the kd-tree's bare query at every N up to {largest}")
+        else:
+            print(f"crossover ({grid}): the kd-tree's bare query beats it from N = {crossovers[grid]}")
     plot(rows, args.plot, f"neighbour query, stride {args.stride}, {args.density}")
     print(f"plot written to {args.plot}")
+    figures = {"shape": args.shape, "stride": args.stride, "density": args.density, "seconds": rows}
+    figures["crossover_points"] = crossovers
+    full = args.sizes == "1024,2048,4096,8192,16384,32768,65536"
+    record = result_record(figures, command=script_command(), short_run=None if full else f"sizes {args.sizes}")
+    print(f"result written to {write_result(args.out, record)}")
 
 
 if __name__ == "__main__":
