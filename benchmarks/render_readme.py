@@ -212,6 +212,53 @@ def render_compare(compare, counts):
     return f"{before}\n{table}\n\n{after}" + measured_by(compare, counts)
 
 
+@block("per-layer", "per_layer_mobilenet_v1_1.0_224.json")
+def render_per_layer(per_layer):
+    """Per runtime: the measured ceilings, where the time goes by kind, and the three speed-ups."""
+    figures = per_layer["figures"]
+    names = {"tf": "TensorFlow", "onnx": "ONNX Runtime", "litert": "LiteRT fp32", "litert-int8": "LiteRT int8"}
+    rows, apart = [], []
+    for runtime, summary in figures["summary"].items():
+        ceilings, gflops, speedups = summary["ceilings"], summary["median_gflops"], summary["speedups"]
+        roofline = speedups["roofline"]
+        sums = []
+        for role in ("separable", "standard"):
+            times = figures["per_layer"][runtime][role]
+            sums.append(f"{times['layers_ms']:.2f} / {times['whole_model_ms']:.2f}")
+            if not times["adds_up"]:
+                apart.append(f"{names.get(runtime, runtime)} ({role}: {times['attribution']:.2f})")
+        rows.append(
+            f"| {names.get(runtime, runtime)} | {ceilings['gflops']:.0f} / {ceilings['gbps']:.1f} | "
+            f"{percent(summary['depthwise_mult_adds_share'], 1)} / {percent(summary['depthwise_time_share'], 1)} | "
+            f"{gflops['pointwise']:.0f} / {gflops['depthwise']:.1f} / {gflops['standard_twin']:.0f} | "
+            f"{speedups['mult_adds']:.2f}x / {roofline['value']:.2f}x ({roofline['low']:.2f}-{roofline['high']:.2f}) | "
+            f"{speedups['measured']['text']} | {sums[0]}; {sums[1]} |"
+        )
+    tolerance = next(iter(next(iter(figures["per_layer"].values())).values()))["tolerance"]
+    table = (
+        f"| `{figures['subject']}`, batch {figures['batch_size']}, {figures['threads']} threads | ceilings GFLOP/s / GB/s "
+        "| depthwise: share of mult-adds / of time | median GFLOP/s: pointwise / depthwise / twin's 3x3 | "
+        "predicted speed-up: mult-adds / roofline | measured | layers' sum / whole, ms: MobileNet; twin |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    after = (
+        "Depthwise layers do a few per cent of the arithmetic at a small fraction of the machine's rate: they "
+        "read and write as many bytes as a 1x1 convolution for a fraction of its mult-adds, so memory, not "
+        "arithmetic, bounds them, and the roofline prediction (each layer at max(flops / peak, bytes / "
+        "bandwidth)) falls short of the mult-add one. Ceilings are the best of a few large convolutions "
+        "(GFLOP/s, a mult-add counted as 2) and of large memory-bound ops (GB/s), timed on each runtime. "
+        f"Per-layer times add up to the whole-model time within {percent(tolerance, 0)} "
+    )
+    if apart:
+        after += (
+            f"except on {', '.join(apart)}: the sum over the whole. LiteRT has no per-op profiler; its "
+            "operators are cut out and timed one by one, each in an interpreter of its own."
+        )
+    else:
+        after += "on every runtime."
+    return f"{table}\n\n{prose(after)}" + measured_by(per_layer)
+
+
 @block("train", "train_digits.json")
 def render_train(train):
     figures = train["figures"]

@@ -95,8 +95,11 @@ def meaningful_model(name="mobilenet_v1_0.25_224", input_shape=(32, 32, 3), clas
     and across classes, and its top class is not the same for every input: a file that computes
     something else, or a quantization that loses too much, shows.
     """
+    import keras
+
     import mobilenet_sep
 
+    keras.utils.set_random_seed(seed)  # the same weights on every run: figures that do not drift between runs
     model = mobilenet_sep.create_model(
         name, input_shape=input_shape, classes=classes, classifier_activation=None, **overrides
     )

@@ -27,6 +27,12 @@ COUNT = {
     "mobilenet-sep profile mobilenet_v1_0.5_160 --size 160x128 --plot profile.png": [],
     "mobilenet-sep compare mobilenet_v1_1.0_224 --plot compare.png": ["--runtimes", "tf", "--repeats", "3"],
     "mobilenet-sep compare --layer 12x12x3:k5:s1:valid:n256": ["--repeats", "3"],
+    "mobilenet-sep compare mobilenet_v1_1.0_224 --per-layer --plot roofline.png --csv layers.csv": [
+        "--runtimes",
+        "onnx",
+        "--repeats",
+        "3",
+    ],
     "mobilenet-sep profile pointwise_cnn": [],
 }
 DIGITS = {  # in this order: the later commands use the model the first one trains

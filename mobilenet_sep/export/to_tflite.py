@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from mobilenet_sep.export.formats import MAX_TOP1_DROP, MIN_AGREEMENT, QUANTIZATIONS
-from mobilenet_sep.export.verify import FLOAT32_TOLERANCE, AccuracyBounds, finish_export, verify
+from mobilenet_sep.export.verify import FLOAT32_TOLERANCE, AccuracyBounds, ExportError, finish_export, verify
 from mobilenet_sep.layers import DepthwiseConv, DepthwiseSeparableConv, PointwiseConv
 from mobilenet_sep.utils import checks
 from mobilenet_sep.utils.files import check_output_path
@@ -321,8 +321,16 @@ def export_tflite(
     calibration = Calibration(representative_images, calibration_samples) if quantization == "int8" else None
     content = convert_to_tflite(model, quantization, calibration, int8_io, batch_size)
     ops = tflite_ops(content)
+    try:
+        runner = LiteRTRunner(content)
+    except RuntimeError as error:  # LiteRT refuses the file itself (XNNPACK: "failed to prepare")
+        reason, kind = " ".join(str(error).split()), "" if quantization == "none" else f" {quantization}"
+        raise ExportError(
+            f"The converted tflite{kind} file does not load in LiteRT ({reason}); nothing was written. "
+            f"Received: out={os.fspath(path)!r}"
+        ) from None
     verification = verify(
-        LiteRTRunner(content),
+        runner,
         model,
         tolerance=TOLERANCES[quantization] if tolerance is None else tolerance,
         evaluation=evaluation,

@@ -181,6 +181,18 @@ def test_a_quantized_file_that_misses_its_accuracy_bounds_is_refused(tmp_path, r
     assert unbounded.verification.passed and unbounded.verification.top1_agreement == figures.top1_agreement
 
 
+def test_a_file_litert_cannot_load_is_refused_in_one_line(tmp_path, monkeypatch):
+    def refusing_runner(content, threads=None):
+        raise RuntimeError("failed to create XNNPACK runtime\nNode number 31 (TfLiteXNNPackDelegate) failed to prepare.")
+
+    monkeypatch.setattr(export_tflite, "LiteRTRunner", refusing_runner)
+    path = tmp_path / "model.tflite"
+    with pytest.raises(ExportError, match=r"does not load in LiteRT \(failed to create XNNPACK runtime Node") as refused:
+        export_tflite.export_tflite(_small_model(), path)
+    assert len(str(refused.value).splitlines()) == 1 and f"Received: out={str(path)!r}" in str(refused.value)
+    assert os.listdir(tmp_path) == []
+
+
 def test_int8_io_takes_and_returns_int8(tmp_path, rng):
     model = _small_model()
     representative = rng.uniform(-1, 1, (16, 32, 32, 3)).astype("float32")
