@@ -259,6 +259,38 @@ def render_per_layer(per_layer):
     return f"{table}\n\n{prose(after)}" + measured_by(per_layer)
 
 
+@block("pointcloud", "pointcloud_speed.json")
+def render_pointcloud(speed):
+    """The pointwise CNN on one batch, per neighbour query, beside the seed article's run."""
+    figures = speed["figures"]
+
+    def seconds(spread):
+        return f"{spread['median']:.3f} s ({spread['p25']:.3f}-{spread['p75']:.3f})"
+
+    rows = [
+        f"| `query=\"{name}\"` | {seconds(query['forward_s'])} | {seconds(query['backward_s'])} | "
+        f"{seconds(query['forward_backward_s'])} | {percent(query['query_share_of_forward'], 0)} | "
+        f"{query['memory']['peak_gib']:.2f} GiB |"
+        for name, query in figures["queries"].items()
+    ]
+    seed = figures["seed_article"]
+    rows.append(
+        f"| seed article, its batch of 128 x 2,048 ({seed['machine']}) | {seed['forward']:.3f} s | {seed['backward']:.3f} s | "
+        f"{seed['forward_backward']:.3f} s | | |"
+    )
+    table = (
+        f"| {figures['batch']} clouds x {figures['points']:,} points | forward | backward | forward + backward | "
+        "neighbour query's share of forward | peak memory |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    after = prose(
+        "Medians with quartiles, each query timed in alternating rounds; forward in inference mode, backward "
+        "the per-round difference of forward + backward and forward. The grid query "
+        f"(tensor ops) is {ratio_text(figures['grid_over_numba_forward'])} slower than numba in the forward "
+        "pass on this CPU; it is the default because it runs on every backend and under XLA."
+    )
+    return f"{table}\n\n{after}" + measured_by(speed)
+
+
 @block("train", "train_digits.json")
 def render_train(train):
     figures = train["figures"]
