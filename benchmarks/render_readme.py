@@ -259,6 +259,33 @@ def render_per_layer(per_layer):
     return f"{table}\n\n{prose(after)}" + measured_by(per_layer)
 
 
+@block("fused", "fused_inference.json")
+def render_fused(fused):
+    """TF inference of the BatchNorm-folded model against ours and keras.applications', and its exports."""
+    figures = fused["figures"]
+    rows = []
+    for timing in figures["tensorflow"]:
+        latency = timing["latency_ms"]
+        by_pair = {(item["faster"], item["slower"]): item for item in timing["speedups"]}
+        rows.append(
+            f"| {timing['batch_size']} | {spread_ms(latency['fused'])} | {spread_ms(latency['ours'])} | "
+            f"{spread_ms(latency['keras.applications'])} | {by_pair['fused', 'keras.applications']['text']} | "
+            f"{by_pair['fused', 'ours']['text']} |"
+        )
+    table = (
+        f"| `{figures['model']}`, TF inference, {figures['threads']} threads: batch | fused | ours | keras.applications "
+        "| fused over keras.applications | fused over ours |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    exports = figures["exports"]
+    after = prose(
+        f"The fused model computes ours within {figures['parity']['fused_vs_ours']:.1e} relative error. Exported "
+        f"(batch 1), the fused model over ours: ONNX Runtime {exports['onnx']['speedup']['text']}, LiteRT "
+        f"{exports['litert']['speedup']['text']}, "
+        + ("with the same TFLite ops." if exports["litert"]["same_ops"] else "with other TFLite ops.")
+    )
+    return f"{table}\n\n{after}" + measured_by(fused)
+
+
 @block("pointcloud", "pointcloud_speed.json")
 def render_pointcloud(speed):
     """The pointwise CNN on one batch, per neighbour query, beside the seed article's run."""

@@ -39,6 +39,7 @@ DIGITS = {  # in this order: the later commands use the model the first one trai
     "mobilenet-sep train training/digits.toml": ["--epochs", "2", "--set", "train.steps_per_epoch=4"],
     "mobilenet-sep evaluate runs/digits/final.keras digits --plot confusion.png": [],
     "mobilenet-sep export runs/digits/final.keras --format onnx": [],
+    "mobilenet-sep export runs/digits/final.keras --format keras --fuse": [],
     "mobilenet-sep export runs/digits/final.keras --format tflite --quantize int8 --data digits": [],
     "mobilenet-sep benchmark runs/digits/final.keras --runtimes tf,onnx,litert,litert-int8": ["--repeats", "3"],
     "mobilenet-sep train training/digits.toml --strategy mirrored": [*SHORT_TRAIN, "--out", "runs/mirrored"],

@@ -25,8 +25,12 @@ def _overrides(args, entry):
     if args.alpha is not None:
         overrides["alpha"] = args.alpha
     if args.size is not None:
-        channels = entry.config.get("input_shape", (0, 0, 3))[2] if entry else 3
-        overrides["input_shape"] = (*options.parse_size(args.size), channels)
+        shape = tuple(entry.config.get("input_shape", (0, 0, 3))) if entry else (0, 0, 3)
+        if len(shape) != 3:
+            raise ValueError(
+                f"--size applies to image models; this one takes inputs of shape {shape}. Received: size={args.size!r}"
+            )
+        overrides["input_shape"] = (*options.parse_size(args.size), shape[2])
     return overrides
 
 

@@ -66,6 +66,13 @@ def test_bad_specs_are_one_line_errors_with_exit_code_2(arguments, message, caps
     assert capsys.readouterr().err.strip() == f"error: {message}"
 
 
+def test_a_size_on_the_point_cloud_model_is_a_one_line_error(capsys):
+    assert main(["profile", "pointwise_cnn", "--size", "64"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --size applies to image models; this one takes inputs of shape (2048, 3). Received: size='64'"
+    )
+
+
 def test_errors_from_the_shell():
     def run(*arguments):
         command = [sys.executable, "-m", "mobilenet_sep.cli", "profile", *arguments]

@@ -147,10 +147,10 @@ def _weights(path):
 
 def _plan(rng):
     """The ten kills in order: eight (epoch, step, delay) points of the timeline, sorted, the checkpoint
-    write somewhere among them, the final save last. Kills in the last epoch land at its steps, without
-    delay: on a loaded machine even 0.2 s once outlasted the last checkpoint, leaving no step to kill in."""
+    write somewhere among them, the final save last. Delays are at most 0.3 s (an epoch's evaluation and
+    saves take longer; 1.5 s once outlasted a whole epoch), none in the last epoch: a kill must leave a step."""
     steps = [(epoch, step) for epoch in range(1, EPOCHS + 1) for step in range(1, STEPS + 1)]
-    plan = [(epoch, step, rng.uniform(0, 1.5) if epoch < EPOCHS else 0.0) for epoch, step in rng.sample(steps * 2, 8)]
+    plan = [(epoch, step, rng.uniform(0, 0.3) if epoch < EPOCHS else 0.0) for epoch, step in rng.sample(steps * 2, 8)]
     plan.sort()
     plan.insert(rng.randint(0, len(plan)), "checkpoint write")
     return [*plan, "final save"]
