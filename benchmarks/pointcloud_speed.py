@@ -11,7 +11,8 @@ its own tf.function:
 - forward: the model's output in inference mode (no dropout);
 - forward + backward: cross-entropy in training mode and the gradients of every weight;
 - backward, for the table only: the median of the per-round differences of those two;
-- the neighbour queries alone: the four numba calls, or the grid's four cell-mean computations
+- the neighbour queries alone: the numba calls (four layers, each batch half on its own, as the
+  layer makes them), or the grid's four cell-mean computations
   (query and means: the grid computes both in one pass), and their share of the forward pass.
 
 All subjects are timed in alternating rounds (measure.time_interleaved: A B C ... A B C), one
@@ -87,17 +88,18 @@ def subjects(query, clouds, labels, xla):
 
     @tf.function(jit_compile=jit)
     def queries():
-        if query == "numba":  # the four numba calls, run side by side as in the model
-            calls = [
+        if query == "numba":  # the numba calls, run side by side as in the model: one per layer and half batch
+            half = clouds.shape[0] // 2
+            return [
                 tf.numpy_function(
                     lambda points, stride=stride: neighbour_grid.cell_means_matrix(points, voxel_size, stride),
-                    [clouds],
+                    [part],
                     [tf.int32, tf.float32],
                     stateful=False,
                 )[1]
                 for stride in STRIDES
+                for part in (clouds[:half], clouds[half:])
             ]
-            return calls
         return [grid_means.cell_means(clouds, features[k > 0], voxel_size, s) for k, s in enumerate(STRIDES)]
 
     def run(function):
@@ -178,7 +180,7 @@ def main():
         }
         before = BEFORE if query == "numba" and paper_batch else {}  # issue 15's figures are for the paper's batch
         seed = SEED_ARTICLE if paper_batch else {}
-        label = "queries (4)" if query == "numba" else "queries + cell means (4)"
+        label = "queries (4 x 2 halves)" if query == "numba" else "queries + cell means (4)"
         print(f"{query} query" + ("" if query == "numba" or args.no_xla else " (XLA)"))
         row = seconds_table
         print(row(f"  {label}", spreads["queries"], before.get("query")))

@@ -91,7 +91,7 @@ def check_points(points, voxel_size):
         raise ValueError(
             f"Point coordinates must be finite. Received: points[{where[0]}, {where[1]}]={points[where[:2]].tolist()}"
         )
-    if points.shape[1] == 0:
+    if points.size == 0:  # no clouds, or clouds of no points
         return points
     largest = float(np.abs(points).max())
     if largest / voxel_size >= COORDINATE_LIMIT:

@@ -121,7 +121,7 @@ def check_against_reference(points, rng, voxel_size, stride, run_as, channels=3,
 @pytest.mark.parametrize("run_as", RUNS)
 @pytest.mark.parametrize("stride", [1, 2, 3, 4])
 def test_random_clouds_with_duplicates_match_the_reference(stride, run_as, rng):
-    points = rng.uniform(-1, 1, size=(2, 40, 3)).astype("float32")
+    points = rng.uniform(-1, 1, size=(3, 40, 3)).astype("float32")
     points[:, 30:] = points[:, :10]  # duplicated points share every cell
     check_against_reference(points, rng, voxel_size=0.3, stride=stride, run_as=run_as)
 
