@@ -67,6 +67,7 @@ def subjects(query, clouds, labels, xla):
     import tensorflow as tf
 
     from mobilenet_sep.layers import grid_means, neighbour_grid
+    from mobilenet_sep.layers.pointcloud import batch_halves
     from mobilenet_sep.zoo.pointwise_cnn import STRIDES, PointwiseCNN
 
     jit = xla and query == "grid"
@@ -89,7 +90,6 @@ def subjects(query, clouds, labels, xla):
     @tf.function(jit_compile=jit)
     def queries():
         if query == "numba":  # the numba calls, run side by side as in the model: one per layer and half batch
-            half = clouds.shape[0] // 2
             return [
                 tf.numpy_function(
                     lambda points, stride=stride: neighbour_grid.cell_means_matrix(points, voxel_size, stride),
@@ -98,7 +98,7 @@ def subjects(query, clouds, labels, xla):
                     stateful=False,
                 )[1]
                 for stride in STRIDES
-                for part in (clouds[:half], clouds[half:])
+                for part in batch_halves(clouds)
             ]
         return [grid_means.cell_means(clouds, features[k > 0], voxel_size, s) for k, s in enumerate(STRIDES)]
 

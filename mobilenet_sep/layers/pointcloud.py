@@ -21,7 +21,7 @@ Two neighbour queries give the same cell means (the same cells, exactly; sums in
   TensorFlow only, outside XLA, not exportable, and several times faster on a CPU
   (benchmarks/pointcloud_speed.py), so CPU training recipes ask for it. Each half of the batch gets
   its own query and sparse product: TensorFlow runs that product on one thread, and two halves let
-  its scheduler keep both cores of a small machine busy (forward 1.43 s -> 1.04 s on the paper's batch).
+  its scheduler keep both cores of a small machine busy (benchmarks/results/pointcloud_speed.json).
 """
 
 import functools
@@ -36,6 +36,12 @@ from mobilenet_sep.utils import checks
 
 QUERIES = ("grid", "numba")
 """The neighbour queries of `PointwiseConv3D`: tensor ops in the graph, or the numba kernel (TensorFlow, CPU)."""
+
+
+def batch_halves(array):
+    """The first and second half of a batch (the first has one cloud fewer when the batch is odd)."""
+    half = ops.shape(array)[0] // 2
+    return array[:half], array[half:]
 
 
 def _tensorflow():
@@ -169,10 +175,9 @@ class PointwiseConv3D(KernelLayer):
             return self._add_bias(ops.matmul(self.cell_means(points, features), kernel))
         # TensorFlow's sparse product runs on one thread: two halves of the batch, each with its own
         # query and product, give its scheduler independent work for both cores.
-        half = ops.shape(points)[0] // 2
         parts = [
-            ops.matmul(self.cell_means(points[:half], features[:half]), kernel),
-            ops.matmul(self.cell_means(points[half:], features[half:]), kernel),
+            ops.matmul(self._numba_cell_means(part_points, part_features), kernel)
+            for part_points, part_features in zip(batch_halves(points), batch_halves(features), strict=True)
         ]
         return self._add_bias(ops.concatenate(parts, axis=0))
 
