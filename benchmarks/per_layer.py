@@ -1,7 +1,7 @@
 """Why 8.5x fewer mult-adds is not 8.5x faster: MobileNetV1 and its standard-conv twin layer by layer on every
 inference runtime, against this machine's measured ceilings (issue 12).
 
-Usage: python benchmarks/per_layer.py [--model mobilenet_v1_1.0_224] [--threads 2] [--repeats 30]
+Usage: python benchmarks/per_layer.py [--model mobilenet_v1_1.0_224] [--threads 2] [--repeats 100]
        [--budget 20] [--runtimes tf,onnx,litert,litert-int8] [--out benchmarks/results/per_layer_<model>.json]
 
 Runs `speed.per_layer.per_layer_with_twin` (what `mobilenet-sep compare MODEL --per-layer` calls)
@@ -24,7 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 GOALS_S = {"mobilenet_v1_1.0_224": 300.0, "mobilenet_v1_0.25_128": 90.0}
 """Wall-time goals of the whole per-layer comparison (issue 12), on 2 cores."""
-FULL_REPEATS = 30
+FULL_REPEATS = 100
+"""Rounds of a run of record, at most: each runtime's rounds also stop at `--budget` seconds (1.0_224: about 15)."""
 
 
 def _share(value):

@@ -247,15 +247,12 @@ def render_per_layer(per_layer):
         "arithmetic, bounds them, and the roofline prediction (each layer at max(flops / peak, bytes / "
         "bandwidth)) falls short of the mult-add one. Ceilings are the best of a few large convolutions "
         "(GFLOP/s, a mult-add counted as 2) and of large memory-bound ops (GB/s), timed on each runtime. "
+        "TensorFlow's layers are timed by its profiler; on ONNX Runtime and LiteRT the timed file is cut after "
+        "each layer and every cut is timed in the same rounds, a layer's time being what its cut adds to the one "
+        "before. "
         f"Per-layer times add up to the whole-model time within {percent(tolerance, 0)} "
     )
-    if apart:
-        after += (
-            f"except on {', '.join(apart)}: the sum over the whole. LiteRT has no per-op profiler; its "
-            "operators are cut out and timed one by one, each in an interpreter of its own."
-        )
-    else:
-        after += "on every runtime."
+    after += f"except on {', '.join(apart)}: the sum over the whole." if apart else "on every runtime."
     return f"{table}\n\n{prose(after)}" + measured_by(per_layer)
 
 

@@ -30,13 +30,9 @@ def convert_to_onnx(model, opset=DEFAULT_OPSET, fused=True):
 
 
 class OnnxRunner:
-    """An ONNX Runtime session on `threads` intra-op threads: `runner(images) -> outputs`.
+    """An ONNX Runtime session on `threads` intra-op threads: `runner(images) -> outputs`."""
 
-    `profile_prefix` turns on ONNX Runtime's own profiler: every node's time of every run goes to a
-    JSON file named from it, written by `session.end_profiling()` (what `speed.per_layer` reads).
-    """
-
-    def __init__(self, content, threads=None, profile_prefix=None):
+    def __init__(self, content, threads=None):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -47,9 +43,6 @@ class OnnxRunner:
         # timed in alternating rounds, and of anything else on the machine (the 0.25_128 twin on 2
         # shared cores: 9.1 ms spinning, 1.8 ms not).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if profile_prefix is not None:
-            options.enable_profiling = True
-            options.profile_file_prefix = profile_prefix
         self.session = onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 

@@ -56,16 +56,16 @@ def measure_ceilings(runtime: str, *, threads=None, warmup=3, repeats=30, budget
     """`runtime`'s measured ceilings on this machine (see the module docstring)."""
     options = {"threads": threads, "warmup": warmup, "repeats": repeats, "budget_s": budget_s, "progress": progress}
     rows = {row.name: row for times in time_layers(ceiling_models(), runtime, **options) for row in times.layers}
-    untimed = [name for name in (*COMPUTE_OPS, *MEMORY_OPS) if not rows[name].timed]
+    untimed = [name for name in (*COMPUTE_OPS, *MEMORY_OPS) if not rows[name].timed or rows[name].ms <= 0]
     if untimed:
         raise ValueError(
             f"The ceiling op {untimed[0]} could not be timed on this runtime. Received: runtime={runtime!r}"
         )
     traffic = 2 * MEMORY_ELEMENTS * element_bytes(runtime)
-    compute = {
-        name: [2 * rows[name].mult_adds / seconds / 1e9 for seconds in rows[name].seconds] for name in COMPUTE_OPS
-    }
-    memory = {name: [traffic / seconds / 1e9 for seconds in rows[name].seconds] for name in MEMORY_OPS}
+    # A marginal time (a cut's minus the cut before) can be zero in a round the machine held the shorter cut up.
+    rounds = {name: [seconds for seconds in rows[name].seconds if seconds > 0] for name in (*COMPUTE_OPS, *MEMORY_OPS)}
+    compute = {name: [2 * rows[name].mult_adds / seconds / 1e9 for seconds in rounds[name]] for name in COMPUTE_OPS}
+    memory = {name: [traffic / seconds / 1e9 for seconds in rounds[name]] for name in MEMORY_OPS}
     peak = max(COMPUTE_OPS, key=lambda name: stats.Spread.of(compute[name]).median)
     stream = max(MEMORY_OPS, key=lambda name: stats.Spread.of(memory[name]).median)
     return Ceilings(

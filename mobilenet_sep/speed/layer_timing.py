@@ -3,56 +3,67 @@
 One `measure.time_interleaved` loop per runtime: each round runs every model whole, as the
 harness times it (its figure), then what gives its layers' times:
 
-- TensorFlow (tf, tf-fused, tf-train): one call traced with TensorFlow's profiler;
-- ONNX Runtime: one run of a second session on the same file with its profiler on;
-- LiteRT (fp32, int8): every operator of the timed file, cut out and run alone (`tflite_cut`).
+- TensorFlow (tf, tf-fused, tf-train): one call traced with TensorFlow's profiler; an op's time is
+  its share of the call's wall time (`attribution.timeline_shares`: the executor's gaps between
+  ops go to the op dispatched next), its kernel time kept beside;
+- ONNX Runtime and LiteRT (fp32, int8): the timed file cut after each layer (`onnx_cut`,
+  `tflite_cut`), every prefix timed; a layer's time is what it adds, its prefix's time minus the
+  one before. LiteRT's Python interpreter has no per-op profiler. ONNX Runtime's session
+  profiling has one, but it slows the session it watches, and on MobileNet its kernel times
+  added up to far more than the unprofiled run, as single-op files timed one by one did on LiteRT
+  (each op paying a call and a sleeping thread pool of its own); a prefix pays those once.
 
 So every model and every layer gets the same warm-up, threads and rounds, and a layer's time is
 the median of its rounds. Whatever is timed follows an untimed call of itself in the same round
-(its thread pool awake, its data in cache): the steady state of a loop of inferences. From TensorFlow's trace an op's time is its share of the call's wall time
-(`attribution.timeline_shares`: the executor's gaps between ops go to the op dispatched next), from
-ONNX Runtime's its kernel time (`op_profiles` says why); the kernel times are kept beside. Ops go to the layer their name names (`attribution`);
-ops a runtime inserts itself (layout changes, int8 conversions), ops whose name names no layer and
-a profiled call's time outside the runtime's executor are rows of their own, so the attribution
-adds up: the rows' sum is compared with the whole-model time.
+(its thread pool awake, its data in cache): the steady state of a loop of inferences. Ops go to
+the layer their name names (`attribution`); ops a runtime inserts itself (layout changes, int8
+conversions), ops whose name names no layer and the call's time outside the runtime's ops are rows
+of their own, so the attribution adds up: the rows' sum is compared with the whole-model time.
+On the cut runtimes a round's differences add up to its longest cut by construction; there the
+comparison checks that the cut file runs as the timed one does, and that the medians of noisy
+differences still add up.
 """
 
 import collections
 import dataclasses
+import statistics
 
-from mobilenet_sep.export.to_tflite import LiteRTRunner
 from mobilenet_sep.profiler import HEADLINE_KINDS, profile
 from mobilenet_sep.speed import measure, stats
 from mobilenet_sep.speed.attribution import LayerGraph, kernel_seconds, timeline_shares
-from mobilenet_sep.speed.op_profiles import OnnxNodeProfile, TensorFlowTrace
+from mobilenet_sep.speed.cutters import CUTTERS
 from mobilenet_sep.speed.roofline import element_bytes, minimum_bytes
-from mobilenet_sep.speed.tflite_cut import CutOpRunner, cut_ops
+from mobilenet_sep.speed.tf_trace import TensorFlowTrace
 from mobilenet_sep.utils.inputs import fixed_input_shape, random_images
 
 _TF_TRACE = (
     "TensorFlow's profiler (tf.profiler.experimental, one traced call per round): each op's share of the call, "
     "the executor's gap before an op included"
 )
+_PREFIXES = (
+    "marginal time of prefixes (one timed run per prefix per round, each layer's time its prefix's minus the "
+    "previous prefix's, same threads, warm-up and rounds as the whole model): the timed"
+)
 METHODS = {
     "tf": f"{_TF_TRACE}, by the Keras layer its name scope names",
     "tf-fused": f"{_TF_TRACE}, of the BatchNorm-folded model, by the Keras layer its name scope names",
     "tf-train": f"{_TF_TRACE}, of the training step: forward and backward ops by the layer their name scope "
     "names; the loss and the optimizer's updates name no layer and are rows of their own",
-    "onnx": "ONNX Runtime's session profiling (SessionOptions.enable_profiling, one profiled run per round): each "
-    "node's kernel time, by the Keras layer its name names",
-    "litert": "timed single-op models: each operator of the timed .tflite file cut out and run alone (its real "
-    "input shape, same threads, warm-up and rounds as the whole model); LiteRT's Python interpreter has no "
-    "per-op profiler",
+    "onnx": f"{_PREFIXES} ONNX file cut after each layer",
+    "litert": f"{_PREFIXES} .tflite file cut after each layer; LiteRT's Python interpreter has no per-op profiler",
 }
 METHODS["litert-int8"] = METHODS["litert"]
 """How each runtime's per-layer times are measured, as the output says it."""
 
 RUNTIME_OPS = {
-    "onnx": frozenset({"Transpose", "ReorderInput", "ReorderOutput"}),
+    "onnx": frozenset({"Transpose"}),
     "litert": frozenset({"QUANTIZE", "DEQUANTIZE"}),
     "litert-int8": frozenset({"QUANTIZE", "DEQUANTIZE"}),
 }
 """Op types a runtime inserts itself (layout changes, int8 conversions): rows of their own, not a layer's time."""
+
+BELOW_NOISE = "timed: below the noise (a cut that ends with it ran no slower than the cut before)"
+"""The status of a row whose median time is not above zero: timed, with no achieved rate."""
 
 TOLERANCE = 0.15
 """Per-layer times must add up to the whole-model time within this fraction."""
@@ -171,80 +182,93 @@ def time_layers(models, runtime, *, batch_size=1, threads=None, warmup=3, repeat
 
 def _subject(model, prepared, runtime, batch_size):
     graph = LayerGraph.of(model, profile(model))
-    if runtime.startswith("litert"):
-        return _CutSubject(model.name, prepared, graph, runtime, batch_size)
-    return _ProfiledSubject(model, prepared, graph, runtime, batch_size)
+    if runtime in CUTTERS:
+        return _PrefixSubject(model, prepared, graph, runtime, batch_size)
+    return _TracedSubject(model.name, prepared, graph, runtime, batch_size)
 
 
-class _ProfiledSubject:
-    """A model timed whole, and once more per round under the runtime's own profiler."""
-
-    def __init__(self, model, prepared, graph, runtime, batch_size):
-        self.model_name, self.prepared, self.graph, self.runtime = model.name, prepared, graph, runtime
-        self.whole = prepared.make_run(batch_size)
-        if runtime == "onnx":
-            images = random_images(batch_size, fixed_input_shape(model))
-            self.profiler = OnnxNodeProfile(prepared.content, prepared.threads, images)
-        else:
-            self.profiler = TensorFlowTrace(self.whole)
-        self.runs = [self.profiler.run]
-
-    def rows(self, seconds, warmup):
-        rounds = self.profiler.rounds(warmup)
-        tally, keys = _Tally(self.graph, self.runtime, len(rounds)), {}
-        overhead = tally.runtime_key("call", "outside the runtime's ops")
-        for index, profiled in enumerate(rounds):
-            keyed = []
-            for event in profiled.events:
-                if (event.name, event.op_type) not in keys:
-                    keys[event.name, event.op_type] = tally.key([event.name], event.op_type)
-                keyed.append((event.start, event.end, keys[event.name, event.op_type]))
-            kernels = kernel_seconds(keyed)
-            tally.add(index, timeline_shares(keyed) if self.profiler.charges_gaps else kernels, kernels)
-            tally.add(index, {overhead: profiled.call_overhead}, {})
-        return tally.rows()
-
-
-class _CutSubject:
-    """A LiteRT model timed whole, and each of its operators alone in the same rounds."""
+class _TracedSubject:
+    """A TensorFlow model timed whole, and once more per round under TensorFlow's profiler."""
 
     def __init__(self, model_name, prepared, graph, runtime, batch_size):
         self.model_name, self.prepared, self.graph, self.runtime = model_name, prepared, graph, runtime
         self.whole = prepared.make_run(batch_size)
-        self.ops = cut_ops(prepared.content)
-        calls = -(-batch_size // prepared.fixed_batch) if prepared.fixed_batch else 1  # a fixed-batch file runs in turn
-        # Each operator's interpreter has a thread pool of its own, asleep since its last round: an
-        # untimed call just before the timed one wakes it, as the ops before it keep the whole model's awake.
-        self.runs = []
-        for op in self.ops:
-            run = _repeated(CutOpRunner(op, prepared.threads).run, calls)
-            self.runs += [run, run]
-        # What the whole model's call does besides invoking the interpreter: copy the input in, the output out.
-        copier = LiteRTRunner(prepared.content, prepared.threads)
-        native = copier.native_input(random_images(copier.batch_size, copier.input["shape"][1:]))
-        self.runs.append(_repeated(lambda: _copy_through(copier, native), calls))
+        self.trace = TensorFlowTrace(self.whole)
+        self.runs = [self.trace.run]
 
     def rows(self, seconds, warmup):
-        seconds, copies = seconds[1:-1:2], seconds[-1]  # each operator's timed call, after its waking call
-        tally = _Tally(self.graph, self.runtime, len(copies))
-        tally.add_rounds(tally.runtime_key("call", "set input, get output: outside the runtime's ops"), copies)
-        rows_by_op = {}
-        for op, op_seconds in zip(self.ops, seconds, strict=True):
-            layers = [layer for part in op.name.split(";") if (layer := self.graph.layer_named_in(part))]
-            if not layers and op.op_type not in RUNTIME_OPS[self.runtime]:
-                # The last op writes the model's output, named after the signature: the layer after its producer's.
-                successor = self.graph.successor(rows_by_op.get(op.producer), tally.taken)
-                layers = [successor] if successor else []
-            key = tally.key(layers, op.label, named=True)
-            # An op the runtime inserted (QUANTIZE) passes on the layer of the op before it.
-            rows_by_op[op.position] = rows_by_op.get(op.producer) if key in tally.runtime_rows else key
-            tally.add_rounds(key, op_seconds)
+        rounds = self.trace.rounds(warmup)
+        tally, keys = _Tally(self.graph, self.runtime, len(rounds)), {}
+        overhead = tally.runtime_key("call", "outside the runtime's ops")
+        for index, traced in enumerate(rounds):
+            keyed = []
+            for event in traced.events:
+                if (event.name, event.op_type) not in keys:
+                    keys[event.name, event.op_type] = tally.key([event.name], event.op_type)
+                keyed.append((event.start, event.end, keys[event.name, event.op_type]))
+            tally.add(index, timeline_shares(keyed), kernel_seconds(keyed))
+            tally.add(index, {overhead: traced.call_overhead}, {})
         return tally.rows()
 
 
-def _copy_through(runner, native):
-    runner.interpreter.set_tensor(runner.input["index"], native)
-    runner.interpreter.get_tensor(runner.output["index"])
+class _PrefixSubject:
+    """A model timed whole, and cut after each of its layers in the same rounds (ONNX Runtime, LiteRT).
+
+    Each segment (a layer's ops: a convolution with its padding, BatchNorm and activation) ends
+    a prefix of the file; a segment's time in a round is its prefix's time minus the previous
+    prefix's. The whole model's call also copies its input in and its output out: a row of its own.
+    """
+
+    def __init__(self, model, prepared, graph, runtime, batch_size):
+        self.model_name, self.prepared, self.graph, self.runtime = model.name, prepared, graph, runtime
+        self.whole = prepared.make_run(batch_size)
+        self.tally = _Tally(graph, runtime)
+        cutter = CUTTERS[runtime]
+        self.segments = _segments(cutter.keys(prepared.content, self.tally), graph, self.tally)
+        prefixes = cutter.prefix_models(prepared.content, [positions[-1] for _, positions in self.segments])
+        calls = -(-batch_size // prepared.fixed_batch) if prepared.fixed_batch else 1  # a fixed-batch file runs in turn
+        images = random_images(prepared.fixed_batch or batch_size, fixed_input_shape(model))
+        # Each prefix has a thread pool of its own, asleep since its last round: an untimed call just
+        # before the timed one wakes it, as the ops before a layer keep the whole model's awake.
+        self.runs = []
+        for prefix in prefixes:
+            run = _repeated(cutter.runner(prefix, prepared.threads, images).run, calls)
+            self.runs += [run, run]
+        self.runs.append(_repeated(cutter.copier(prepared, images), calls))
+
+    def rows(self, seconds, warmup):
+        prefixes, copies = seconds[1:-1:2], seconds[-1]  # each prefix's timed call, after its waking call
+        self.tally.rounds = len(copies)
+        self.tally.add_rounds(
+            self.tally.runtime_key("call", "set input, get output: outside the runtime's ops"), copies
+        )
+        previous = [0.0] * len(copies)
+        for (owner, _), prefix_seconds in zip(self.segments, prefixes, strict=True):
+            self.tally.add_rounds(owner, [now - before for now, before in zip(prefix_seconds, previous, strict=True)])
+            previous = prefix_seconds
+        return self.tally.rows()
+
+
+def _segments(keys, graph, tally):
+    """The ops (positions) timed as one, with the row their time goes to: [(row, positions)].
+
+    A layer's ops are one segment, with the BatchNorm, activation and padding ops that
+    `LayerGraph.host` folds into it (they are fused into its row); any other row, and each op the
+    runtime inserted itself, is a segment of its own.
+    """
+    layers = {key for key in keys if graph.kinds.get(key) in HEADLINE_KINDS}
+    segments = []
+    for position, key in enumerate(keys):
+        owner = key
+        if key not in tally.runtime_rows and key not in layers:
+            owner = graph.host(key, layers) or key
+        if segments and segments[-1][0] == owner and owner not in tally.runtime_rows:
+            segments[-1][1].append(position)
+        else:
+            segments.append((owner, [position]))
+        if owner != key:
+            tally.fold(key, owner)
+    return segments
 
 
 def _repeated(run, calls):
@@ -261,20 +285,21 @@ def _repeated(run, calls):
 class _Tally:
     """Per-round seconds of each row, the ops that ran for it and what was fused where; then the rows."""
 
-    def __init__(self, graph, runtime, rounds):
-        self.graph, self.runtime, self.rounds = graph, runtime, rounds
-        self.seconds = collections.defaultdict(lambda: [0.0] * rounds)
-        self.kernels = collections.defaultdict(lambda: [0.0] * rounds)
+    def __init__(self, graph, runtime, rounds=None):
+        self.graph, self.runtime, self.rounds = graph, runtime, rounds  # `rounds` may be set once the ops are keyed
+        self.seconds = collections.defaultdict(lambda: [0.0] * self.rounds)
+        self.kernels = collections.defaultdict(lambda: [0.0] * self.rounds)
         self.ops = collections.defaultdict(dict)
         self.fused_into, self.runtime_rows = {}, {}
 
     @property
     def taken(self) -> set:
-        return set(self.seconds) | set(self.fused_into)
+        """Rows an op has claimed so far."""
+        return set(self.ops) | set(self.seconds) | set(self.fused_into)
 
     def key(self, names, op_type, named=False):
         """The row an op's time goes to: its claimed layer, or a runtime row (`named`: `names` are layers already)."""
-        if op_type.split("+")[0] in RUNTIME_OPS.get(self.runtime, ()):
+        if self.inserted_by_runtime(op_type):
             return self.runtime_key(op_type, "inserted by the runtime")
         layers = names if named else [layer for name in names if (layer := self.graph.layer_named_in(name))]
         if not layers:
@@ -284,6 +309,15 @@ class _Tally:
         for row in claim.fused:
             self.fused_into.setdefault(row, claim.row)
         return claim.row
+
+    def inserted_by_runtime(self, op_type) -> bool:
+        """Whether ops of `op_type` are the runtime's own (`RUNTIME_OPS`): layout changes, int8 conversions."""
+        return op_type.split("+")[0] in RUNTIME_OPS.get(self.runtime, ())
+
+    def fold(self, row, host):
+        """Row `row`'s ops ran as part of `host`'s: no time of its own, its ops listed with the host's."""
+        self.fused_into.setdefault(row, host)
+        self.ops[host].update(self.ops.pop(row, {}))
 
     def runtime_key(self, op_type, reason):
         """The row of ops that are no Keras layer's: `op_type (reason)`."""
@@ -307,6 +341,8 @@ class _Tally:
         rows = []
         for row in self.graph.profile.rows:
             status = "timed" if row.name in timed else self._status_without_ops(row, timed)
+            if status == "timed" and statistics.median(self.seconds[row.name]) <= 0:
+                status = BELOW_NOISE
             rows.append(
                 LayerTime(
                     row.name,
@@ -314,7 +350,7 @@ class _Tally:
                     row.kind,
                     row.mult_adds,
                     minimum_bytes(row, element),
-                    tuple(self.seconds[row.name]) if status == "timed" else (),
+                    tuple(self.seconds[row.name]) if status.startswith("timed") else (),
                     status,
                     tuple(self.ops.get(row.name, ())),
                     tuple(name for name, host in self.fused_into.items() if host == row.name),

@@ -1,10 +1,11 @@
-"""Each operator of a TFLite file alone: single-op files cut from the file that is timed, to time one by one.
+"""The first operators of a TFLite file as a file of their own: prefixes cut from the file that is timed.
 
-LiteRT's Python interpreter has no per-op profiler, so a layer's time on LiteRT is the time of its
-operator run alone: the same operator (same fused activation, same weights and quantization), on
-its real input shape, in the same runtime with the same threads. The single-op file is cut from
-the converted model's flatbuffer (no second conversion): the operator, its tensors and the
-buffers of its weights, with its activation inputs as the file's inputs.
+LiteRT's Python interpreter has no per-op profiler, so a layer's time on LiteRT is what it adds to
+the model: the time of the file cut after the layer's last operator minus the time of the file cut
+before its first one (`layer_timing`). A prefix is cut from the converted model's flatbuffer (no
+second conversion): the operators up to a position, the tensors and weight buffers they use, the
+model's input as its input, and as its outputs every tensor it computes that a later operator (or
+the model's output) reads, so no operator of the prefix is dead code.
 """
 
 import copy
@@ -16,8 +17,8 @@ from mobilenet_sep.export.to_tflite import tflite_ops
 
 
 @dataclasses.dataclass(frozen=True)
-class CutOp:
-    """One operator of a TFLite graph, as a file of its own.
+class GraphOp:
+    """One operator of a TFLite graph, in execution order.
 
     `name` is its output tensor's name (the TF ops fused into it, `;`-separated); `producer` the
     position of the operator whose output it reads first (None: it reads the model's input).
@@ -28,90 +29,86 @@ class CutOp:
     op_type: str
     name: str
     producer: int | None
-    content: bytes
-    inputs: tuple  # (shape, dtype name) of each activation input
-    outputs: tuple  # (shape, dtype name) of each output
 
 
-def cut_ops(content: bytes) -> list[CutOp]:
-    """Every operator of the first subgraph of `content` as a single-op TFLite file, in execution order."""
-    from ai_edge_litert import schema_py_generated as schema
+def graph_ops(content: bytes) -> list[GraphOp]:
+    """Every operator of the first subgraph of `content`, in execution order."""
     from ai_edge_litert.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    graph = model.subgraphs[0]
+    graph = flatbuffer_utils.read_model_from_bytearray(bytearray(content)).subgraphs[0]
     labels = tflite_ops(content)
     producers = {output: position for position, op in enumerate(graph.operators) for output in op.outputs}
-    types = {code: name for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
-    cut = []
+    ops = []
     for position, op in enumerate(graph.operators):
-        single, activations = _single_op_model(schema, model, graph, op)
-        first = activations[0] if activations else None
-        cut.append(
-            CutOp(
+        reads = [index for index in op.inputs if index in producers or index in graph.inputs]
+        ops.append(
+            GraphOp(
                 position,
                 labels[position].label,
                 labels[position].name,
                 graph.tensors[op.outputs[0]].name.decode(errors="replace"),
-                producers.get(first),
-                bytes(flatbuffer_utils.convert_object_to_bytearray(single)),
-                tuple(_tensor_info(graph.tensors[index], types) for index in activations),
-                tuple(_tensor_info(graph.tensors[index], types) for index in op.outputs),
+                producers.get(reads[0]) if reads else None,
             )
         )
-    return cut
+    return ops
 
 
-def _has_data(model, tensor):
-    buffer = model.buffers[tensor.buffer] if tensor.buffer else None
-    return buffer is not None and buffer.data is not None and len(buffer.data) > 0
+def prefix_models(content: bytes, ends) -> list[bytes]:
+    """For each position in `ends`, operators 0..end of `content`'s first subgraph as a TFLite file of their own."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    return [bytes(flatbuffer_utils.convert_object_to_bytearray(_prefix(schema, model, end))) for end in ends]
 
 
-def _single_op_model(schema, model, graph, op):
-    """(a ModelT holding only `op`, the whole graph's indices of its activation inputs)."""
-    used = list(dict.fromkeys(index for index in [*op.inputs, *op.outputs] if index >= 0))
-    renumbered = {old: new for new, old in enumerate(used)}
+def _prefix(schema, model, end):
+    graph = model.subgraphs[0]
+    kept, rest = graph.operators[: end + 1], graph.operators[end + 1 :]
+    read_later = {index for op in rest for index in op.inputs} | set(graph.outputs)
+    outputs = list(dict.fromkeys(index for op in kept for index in op.outputs if index in read_later))
+    used = dict.fromkeys([*graph.inputs, *(index for op in kept for index in [*op.inputs, *op.outputs])])
+    renumbered = {old: new for new, old in enumerate(index for index in used if index >= 0)}
     buffers, tensors = [schema.BufferT()], []
-    for old in used:
+    for old in renumbered:
         tensor = copy.copy(graph.tensors[old])
-        if _has_data(model, tensor):
-            buffers.append(model.buffers[tensor.buffer])
+        buffer = model.buffers[tensor.buffer] if tensor.buffer else None
+        if buffer is not None and buffer.data is not None and len(buffer.data) > 0:
+            buffers.append(buffer)
             tensor.buffer = len(buffers) - 1
         else:
             tensor.buffer = 0
         tensors.append(tensor)
-    single_op = copy.copy(op)
-    single_op.inputs = [renumbered[index] if index >= 0 else -1 for index in op.inputs]
-    single_op.outputs = [renumbered[index] for index in op.outputs]
-    activations = [index for index in op.inputs if index >= 0 and not _has_data(model, graph.tensors[index])]
+    operators = []
+    for op in kept:
+        op = copy.copy(op)
+        op.inputs = [renumbered[index] if index >= 0 else -1 for index in op.inputs]
+        op.outputs = [renumbered[index] for index in op.outputs]
+        operators.append(op)
     subgraph = schema.SubGraphT()
-    subgraph.tensors, subgraph.operators = tensors, [single_op]
-    subgraph.inputs = [renumbered[index] for index in activations]
-    subgraph.outputs = list(single_op.outputs)
-    single = schema.ModelT()
-    single.version, single.operatorCodes = model.version, model.operatorCodes
-    single.subgraphs, single.buffers, single.description = [subgraph], buffers, "one operator, cut for timing"
-    return single, activations
+    subgraph.tensors, subgraph.operators = tensors, operators
+    subgraph.inputs = [renumbered[index] for index in graph.inputs]
+    subgraph.outputs = [renumbered[index] for index in outputs]
+    prefix = schema.ModelT()
+    prefix.version, prefix.operatorCodes = model.version, model.operatorCodes
+    prefix.subgraphs, prefix.buffers = [subgraph], buffers
+    prefix.description = f"operators 0..{end}, cut for timing"
+    return prefix
 
 
-def _tensor_info(tensor, types):
-    shape = tuple(int(size) for size in (tensor.shape if tensor.shape is not None else ()))
-    return shape, types.get(tensor.type, "UNKNOWN").lower()
+class PrefixRunner:
+    """A LiteRT interpreter on a cut file, its input set once to seeded random values: `run()` invokes it.
 
-
-class CutOpRunner:
-    """A LiteRT interpreter on one cut operator, its inputs set once to seeded random values: `run()` invokes it.
-
-    Only the invoke is timed: copying inputs in and outputs out belongs to the whole model's
-    call, not to each of its operators.
+    Only the invoke is timed: copying the input in and the output out is the whole model's call,
+    timed as a row of its own.
     """
 
-    def __init__(self, op: CutOp, threads: int):
+    def __init__(self, content: bytes, threads: int, seed: int = 0):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_content=op.content, num_threads=threads)
+        self.interpreter = Interpreter(model_content=content, num_threads=threads)
         self.interpreter.allocate_tensors()
-        rng = np.random.default_rng(op.position)
+        rng = np.random.default_rng(seed)
         for detail in self.interpreter.get_input_details():
             dtype = np.dtype(detail["dtype"])
             if dtype.kind == "f":

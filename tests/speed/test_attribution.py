@@ -1,23 +1,9 @@
-"""Runtime ops back to Keras layers: names, fusions, one run's timeline, and operators cut out of a TFLite file."""
+"""Runtime ops back to Keras layers: names, fusions and one run's timeline."""
 
-import keras
-import numpy as np
 import pytest
 
-import mobilenet_sep
-from helpers import randomize_batchnorm, relative_error
-from mobilenet_sep.export.to_tflite import convert_to_tflite, tflite_ops
 from mobilenet_sep.profiler import profile
 from mobilenet_sep.speed.attribution import Claim, LayerGraph, kernel_seconds, timeline_shares
-from mobilenet_sep.speed.tflite_cut import CutOpRunner, cut_ops
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    model = mobilenet_sep.create_model(
-        "mobilenet_v1_0.25_128", input_shape=(32, 32, 3), classes=10, classifier_activation=None
-    )
-    return randomize_batchnorm(model)
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +45,3 @@ def test_a_fused_convolution_claims_its_batchnorm_and_activation(graph):
     assert graph.host("dropout", {"conv_preds"}) is None
     assert graph.successor("reshape_2", set()) == "predictions"
     assert graph.successor(None, set()) == "conv1"
-
-
-def test_every_cut_operator_is_the_file_s_operator_alone(tiny):
-    content = convert_to_tflite(tiny)
-    ops, labels = cut_ops(content), [op.label for op in tflite_ops(content)]
-    assert [op.label for op in ops] == labels and len(ops) > 20
-    assert ops[0].producer is None and all(op.producer == op.position - 1 for op in ops[1:])
-    first = ops[0]
-    assert first.inputs == (((1, 32, 32, 3), "float32"),) and first.outputs == (((1, 16, 16, 8), "float32"),)
-    assert "conv1" in first.name and len(first.content) < len(content) / 5
-    # The cut first operator computes conv1 -> folded BatchNorm -> ReLU6, as the Keras layers do.
-    runner = CutOpRunner(first, threads=1)
-    images = np.random.default_rng(3).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
-    detail = runner.interpreter.get_input_details()[0]
-    runner.interpreter.set_tensor(detail["index"], images)
-    runner.run()
-    output = runner.interpreter.get_tensor(runner.interpreter.get_output_details()[0]["index"])
-    stem = keras.Model(tiny.input, tiny.get_layer("conv1_relu").output)
-    expected = np.asarray(stem(images, training=False))
-    assert relative_error(output, expected) < 1e-5
-    assert np.ptp(expected) > 0.1  # a stem whose output is not constant

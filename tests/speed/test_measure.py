@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import mobilenet_sep
-from mobilenet_sep.speed import measure
 from mobilenet_sep.export.to_onnx import convert_to_onnx
 from mobilenet_sep.export.to_tflite import convert_to_tflite
+from mobilenet_sep.speed import measure
 
 
 def _model():

@@ -10,13 +10,11 @@ import json
 
 import pytest
 
-import mobilenet_sep
-from helpers import randomize_batchnorm
 from mobilenet_sep.cli import main
 from mobilenet_sep.profiler import profile
 from mobilenet_sep.speed import measure, per_layer, per_layer_render, stats
 from mobilenet_sep.speed.ceilings import measure_ceilings
-from mobilenet_sep.speed.layer_timing import LayerTime, ModelTimes, time_layers
+from mobilenet_sep.speed.layer_timing import BELOW_NOISE, LayerTime, ModelTimes, time_layers
 from mobilenet_sep.speed.roofline import Ceilings, minimum_bytes
 from mobilenet_sep.speed.runtimes import PER_LAYER_RUNTIMES
 
@@ -30,14 +28,6 @@ def _ceilings(runtime):
 
 
 FAKE_CEILINGS = {runtime: _ceilings(runtime) for runtime in PER_LAYER_RUNTIMES}
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    model = mobilenet_sep.create_model(
-        "mobilenet_v1_0.25_128", input_shape=(32, 32, 3), classes=10, classifier_activation=None
-    )
-    return randomize_batchnorm(model)
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +52,13 @@ def test_json_has_every_runtime_both_models_and_each_layer(spec_result, tmp_path
             assert names <= set(rows) and all(set(row) >= LAYER_KEYS for row in rows.values())
             for name in names:
                 row = rows[name]
-                assert row["status"] == "timed" and row["ms"] > 0 and row["bound"] in ("compute", "memory")
+                assert row["status"].startswith("timed") and row["bound"] in ("compute", "memory")
                 assert row["intensity"] == pytest.approx(2 * row["mult_adds"] / row["bytes"])
-                assert row["gflops"] == pytest.approx(2 * row["mult_adds"] / row["ms"] / 1e6)
-                assert row["gbps"] == pytest.approx(row["bytes"] / row["ms"] / 1e6)
+                if row["ms"] > 0:
+                    assert row["gflops"] == pytest.approx(2 * row["mult_adds"] / row["ms"] / 1e6)
+                    assert row["gbps"] == pytest.approx(row["bytes"] / row["ms"] / 1e6)
+                else:  # a cut no slower than the one before it: timed, with no rate
+                    assert row["status"] == BELOW_NOISE and row["gflops"] is None and row["gbps"] is None
                 compute, memory = 2 * row["mult_adds"] / 100e9, row["bytes"] / 20e9
                 assert row["bound_ms"] == pytest.approx(1e3 * max(compute, memory))
                 assert row["bound"] == ("compute" if compute >= memory else "memory")
@@ -125,7 +118,7 @@ def test_every_row_keeps_the_profiler_s_count_and_none_is_dropped(tiny, runtime)
     keras_rows = [row for row in times.layers if row.detail != "runtime"]
     assert [(row.name, row.mult_adds) for row in keras_rows] == [(row.name, row.mult_adds) for row in counted]
     statuses = {row.name: row.status for row in keras_rows}
-    assert all(statuses[f"conv_{kind}_{block}"] == "timed" for kind in ("dw", "pw") for block in range(1, 14))
+    assert all(statuses[f"conv_{kind}_{block}"].startswith("timed") for kind in ("dw", "pw") for block in range(1, 14))
     assert statuses["dropout"] == "no op at run time" and not times.untimed
     if runtime == "tf":  # TensorFlow runs BatchNorm and ReLU6 as ops of their own
         assert statuses["conv_dw_5_bn"] == statuses["conv_pw_5_relu"] == "timed"
@@ -134,7 +127,7 @@ def test_every_row_keeps_the_profiler_s_count_and_none_is_dropped(tiny, runtime)
             statuses["conv_dw_5_bn"] == "fused into conv_dw_5" and statuses["conv_pw_5_relu"] == "fused into conv_pw_5"
         )
     runtime_rows = [row for row in times.layers if row.detail == "runtime"]
-    assert runtime_rows[0].name.startswith("call (") and all(row.timed for row in runtime_rows)
+    assert any(row.name.startswith("call (") for row in runtime_rows) and all(row.timed for row in runtime_rows)
     assert times.layers_ms == pytest.approx(sum(row.ms for row in times.layers if row.timed))
 
 

@@ -1,28 +1,20 @@
-"""The runtimes' own per-op profilers, one run at a time: TensorFlow's trace and ONNX Runtime's session profiling.
+"""TensorFlow's own per-op profiler, one call at a time.
 
-Each gives, for every run it watched, a `ProfiledRun`: the ops that ran with their start and end
-(`OpEvent`, seconds), the wall time of the call, and the part of it the runtime spent in its
-executor. The profiled runs alternate with unprofiled runs of the whole model in the same rounds
-(`layer_timing`), so the profiler's overhead stays out of the whole-model time and the drift of a
-shared machine hits both alike.
-
-`charges_gaps` says what an op's time is. TensorFlow's executor spends real time between ops
-(dispatching the next one), with or without the trace: an op's time is its share of the run
-(`attribution.timeline_shares`). ONNX Runtime's profiler itself writes each node's shapes and
-thread statistics between nodes: a node's time is its kernel time alone.
+For every call it watched, a `ProfiledRun`: the ops that ran with their start and end (`OpEvent`,
+seconds), the wall time of the call, and the part of it the runtime spent in its executor. The
+traced calls alternate with untraced runs of the whole model in the same rounds (`layer_timing`),
+so the profiler's overhead stays out of the whole-model time and the drift of a shared machine
+hits both alike. TensorFlow's executor spends real time between ops (dispatching the next one),
+with or without the trace: an op's time is its share of the call (`attribution.timeline_shares`).
 """
 
-import bisect
 import dataclasses
 import glob
-import json
 import os
 import re
 import shutil
 import tempfile
 import time
-
-from mobilenet_sep.export.to_onnx import OnnxRunner
 
 CONTAINER_OPS = frozenset(
     {"PartitionedCall", "StatefulPartitionedCall", "While", "If", "StatelessIf", "StatelessWhile"}
@@ -60,51 +52,6 @@ def _span(events):
     return max((event.end for event in events), default=0.0) - min((event.start for event in events), default=0.0)
 
 
-class OnnxNodeProfile:
-    """A second session on the timed ONNX file, with ONNX Runtime's profiler on.
-
-    `run()` runs it once on `images`; `rounds(skip)` ends the profiling and returns every run but
-    the first `skip` (the warm-up).
-    """
-
-    charges_gaps = False
-
-    def __init__(self, content: bytes, threads: int, images):
-        self.folder = tempfile.mkdtemp(prefix="mobilenet-sep-onnx-profile-")
-        self.runner = OnnxRunner(content, threads, profile_prefix=os.path.join(self.folder, "profile"))
-        self.images = images
-        self.calls = []
-
-    def run(self):
-        start = time.perf_counter()
-        self.runner(self.images)
-        self.calls.append(time.perf_counter() - start)
-
-    def rounds(self, skip: int) -> list[ProfiledRun]:
-        try:
-            with open(self.runner.session.end_profiling()) as file:
-                events = json.load(file)
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        runs = sorted((event["ts"], event["ts"] + event["dur"]) for event in events if event.get("name") == "model_run")
-        suffix = "_kernel_time"
-        nodes = sorted(
-            (event["ts"], event["ts"] + event["dur"], event["name"][: -len(suffix)], event["args"].get("op_name", ""))
-            for event in events
-            if event.get("cat") == "Node" and event["name"].endswith(suffix)
-        )
-        grouped = [[] for _ in runs]
-        starts = [start for start, _ in runs]
-        for start, end, name, op_type in nodes:
-            position = bisect.bisect_right(starts, start) - 1
-            if position >= 0 and start <= runs[position][1]:
-                grouped[position].append(OpEvent(start * 1e-6, end * 1e-6, name, op_type))
-        return [
-            ProfiledRun(ops, call, (end - start) * 1e-6)
-            for ops, call, (start, end) in zip(grouped, self.calls, runs, strict=True)
-        ][skip:]
-
-
 class TensorFlowTrace:
     """TensorFlow's profiler around single calls of `run`: `run()` traces one call; `rounds(skip)` returns them.
 
@@ -113,8 +60,6 @@ class TensorFlowTrace:
     ops of the function are in the trace themselves. The executor's part of a call is the span
     from its first op's start to its last op's end.
     """
-
-    charges_gaps = True
 
     def __init__(self, run):
         self.folder = tempfile.mkdtemp(prefix="mobilenet-sep-tf-trace-")
