@@ -13,6 +13,9 @@ so each is the fastest of its ops:
 - memory, in GB/s of input plus output: a 1x1 depthwise convolution and an add of a tensor to
   itself over 4 Mi elements (16 MiB each way in float32, beyond a core's L2 cache and as much as
   the largest layers move; 4 MiB in int8, whose layers move a quarter of the bytes too).
+
+An op whose time is not above zero (a short run on a busy machine) is left out of its ceiling;
+a runtime on which no op of a ceiling could be timed is an error.
 """
 
 import keras
@@ -28,22 +31,31 @@ MEMORY_ELEMENTS = 4 * 2**20
 
 
 def ceiling_models() -> tuple[keras.Model, ...]:
-    """The models whose layers are the ceiling ops: (one wide 1x1 conv, a 3x3 conv then a 1x1 conv, the streams)."""
-    inputs = keras.Input((28, 28, 1024), name="input")
-    wide = keras.Model(
-        inputs, keras.layers.Conv2D(1024, 1, use_bias=False, name=COMPUTE_OPS[0])(inputs), name="ceiling_wide"
-    )
-    inputs = keras.Input((56, 56, 64), name="input")
-    spatial = keras.layers.Conv2D(64, 3, padding="same", use_bias=False, name=COMPUTE_OPS[1])(inputs)
-    reshaped = keras.layers.Reshape((14, 14, 1024), name="regroup")(spatial)
-    chain = keras.Model(
-        inputs, keras.layers.Conv2D(512, 1, use_bias=False, name=COMPUTE_OPS[2])(reshaped), name="ceiling_chain"
-    )
-    channels, width = 64, 256
-    inputs = keras.Input((MEMORY_ELEMENTS // (width * channels), width, channels), name="input")
-    streamed = keras.layers.DepthwiseConv2D(1, use_bias=False, name=MEMORY_OPS[0])(inputs)
-    memory = keras.Model(inputs, keras.layers.Add(name=MEMORY_OPS[1])([streamed, streamed]), name="ceiling_memory")
-    return wide, chain, memory
+    """The ceiling ops, each a model of its own (`COMPUTE_OPS`, then `MEMORY_OPS`).
+
+    One op a model: a layer's time on ONNX Runtime and LiteRT is what it adds to the cut before it
+    (`layer_timing`), and a runtime that fuses one op into the next (ONNX Runtime folds an add into
+    the convolution before it) would make a second op's added time no measure of its own rate.
+    """
+    streamed = (MEMORY_ELEMENTS // (256 * 64), 256, 64)
+    layers = {
+        COMPUTE_OPS[0]: (
+            (28, 28, 1024),
+            lambda x: keras.layers.Conv2D(1024, 1, use_bias=False, name=COMPUTE_OPS[0])(x),
+        ),
+        COMPUTE_OPS[1]: (
+            (56, 56, 64),
+            lambda x: keras.layers.Conv2D(64, 3, padding="same", use_bias=False, name=COMPUTE_OPS[1])(x),
+        ),
+        COMPUTE_OPS[2]: ((14, 14, 1024), lambda x: keras.layers.Conv2D(512, 1, use_bias=False, name=COMPUTE_OPS[2])(x)),
+        MEMORY_OPS[0]: (streamed, lambda x: keras.layers.DepthwiseConv2D(1, use_bias=False, name=MEMORY_OPS[0])(x)),
+        MEMORY_OPS[1]: (streamed, lambda x: keras.layers.Add(name=MEMORY_OPS[1])([x, x])),
+    }
+    models = []
+    for name, (shape, layer) in layers.items():
+        inputs = keras.Input(shape, name="input")
+        models.append(keras.Model(inputs, layer(inputs), name=f"ceiling_{name}"))
+    return tuple(models)
 
 
 def _describe(rates, rows, unit):
@@ -56,18 +68,23 @@ def measure_ceilings(runtime: str, *, threads=None, warmup=3, repeats=30, budget
     """`runtime`'s measured ceilings on this machine (see the module docstring)."""
     options = {"threads": threads, "warmup": warmup, "repeats": repeats, "budget_s": budget_s, "progress": progress}
     rows = {row.name: row for times in time_layers(ceiling_models(), runtime, **options) for row in times.layers}
-    untimed = [name for name in (*COMPUTE_OPS, *MEMORY_OPS) if not rows[name].timed or rows[name].ms <= 0]
-    if untimed:
-        raise ValueError(
-            f"The ceiling op {untimed[0]} could not be timed on this runtime. Received: runtime={runtime!r}"
-        )
-    traffic = 2 * MEMORY_ELEMENTS * element_bytes(runtime)
     # A marginal time (a cut's minus the cut before) can be zero in a round the machine held the shorter cut up.
     rounds = {name: [seconds for seconds in rows[name].seconds if seconds > 0] for name in (*COMPUTE_OPS, *MEMORY_OPS)}
-    compute = {name: [2 * rows[name].mult_adds / seconds / 1e9 for seconds in rounds[name]] for name in COMPUTE_OPS}
-    memory = {name: [traffic / seconds / 1e9 for seconds in rounds[name]] for name in MEMORY_OPS}
-    peak = max(COMPUTE_OPS, key=lambda name: stats.Spread.of(compute[name]).median)
-    stream = max(MEMORY_OPS, key=lambda name: stats.Spread.of(memory[name]).median)
+    for kind in (COMPUTE_OPS, MEMORY_OPS):
+        if not any(rows[name].timed and rows[name].ms > 0 for name in kind):
+            raise ValueError(
+                f"No ceiling op of {', '.join(kind)} could be timed on this runtime. Received: runtime={runtime!r}"
+            )
+    usable = {name for name in rounds if rows[name].timed and rows[name].ms > 0}
+    traffic = 2 * MEMORY_ELEMENTS * element_bytes(runtime)
+    compute = {
+        name: [2 * rows[name].mult_adds / seconds / 1e9 for seconds in rounds[name]]
+        for name in COMPUTE_OPS
+        if name in usable
+    }
+    memory = {name: [traffic / seconds / 1e9 for seconds in rounds[name]] for name in MEMORY_OPS if name in usable}
+    peak = max(compute, key=lambda name: stats.Spread.of(compute[name]).median)
+    stream = max(memory, key=lambda name: stats.Spread.of(memory[name]).median)
     return Ceilings(
         runtime,
         stats.Spread.of(compute[peak]),

@@ -172,6 +172,32 @@ def test_ceilings_name_the_fastest_op_and_bound_the_roofline():
     assert ceilings.bound(1e3, 1e9)[1] == "memory"
 
 
+def test_a_ceiling_op_below_the_noise_is_left_out_and_none_left_is_an_error(monkeypatch):
+    from mobilenet_sep.speed import ceilings
+
+    def fake_time_layers(milliseconds):
+        def timed(models, runtime, **options):
+            rows = [
+                LayerTime(
+                    name, "other", "op", 10**9, 10**6, tuple(seconds / 1e3 for seconds in milliseconds[name]), "timed"
+                )
+                for name in (*ceilings.COMPUTE_OPS, *ceilings.MEMORY_OPS)
+            ]
+            return [ModelTimes("ceilings", runtime, measure.Timing(runtime, 1, 1, 1, (0.01,) * 3), tuple(rows))]
+
+        return timed
+
+    milliseconds = {name: (10.0, 11.0, 12.0) for name in (*ceilings.COMPUTE_OPS, *ceilings.MEMORY_OPS)}
+    milliseconds["stream_add"] = (-0.1, 0.0, 0.2)  # a marginal time within the noise of a short run
+    monkeypatch.setattr(ceilings, "time_layers", fake_time_layers(milliseconds))
+    measured = ceilings.measure_ceilings("onnx")
+    assert "stream_add" not in measured.memory_op and "stream_depthwise" in measured.memory_op
+    assert measured.gflops.median == pytest.approx(2 * 10**9 / 11e-3 / 1e9)
+    milliseconds["stream_depthwise"] = (0.0, -0.2, 0.0)
+    with pytest.raises(ValueError, match="No ceiling op of stream_depthwise, stream_add could be timed"):
+        ceilings.measure_ceilings("onnx")
+
+
 def test_cli_per_layer_json_csv_and_errors(capsys, tmp_path):
     out = tmp_path / "layers.csv"
     arguments = ["compare", "--layer", "12x12x4:k3:n8", "--per-layer", "--runtimes", "litert", "--repeats", "3"]
