@@ -69,20 +69,23 @@ def measure_ceilings(runtime: str, *, threads=None, warmup=3, repeats=30, budget
     options = {"threads": threads, "warmup": warmup, "repeats": repeats, "budget_s": budget_s, "progress": progress}
     rows = {row.name: row for times in time_layers(ceiling_models(), runtime, **options) for row in times.layers}
     # A marginal time (a cut's minus the cut before) can be zero in a round the machine held the shorter cut up.
-    rounds = {name: [seconds for seconds in rows[name].seconds if seconds > 0] for name in (*COMPUTE_OPS, *MEMORY_OPS)}
+    rounds = {
+        name: [seconds for seconds in rows[name].seconds if seconds > 0]
+        for name in (*COMPUTE_OPS, *MEMORY_OPS)
+        if rows[name].timed and rows[name].ms > 0
+    }
     for kind in (COMPUTE_OPS, MEMORY_OPS):
-        if not any(rows[name].timed and rows[name].ms > 0 for name in kind):
+        if not rounds.keys() & set(kind):
             raise ValueError(
                 f"No ceiling op of {', '.join(kind)} could be timed on this runtime. Received: runtime={runtime!r}"
             )
-    usable = {name for name in rounds if rows[name].timed and rows[name].ms > 0}
     traffic = 2 * MEMORY_ELEMENTS * element_bytes(runtime)
     compute = {
         name: [2 * rows[name].mult_adds / seconds / 1e9 for seconds in rounds[name]]
         for name in COMPUTE_OPS
-        if name in usable
+        if name in rounds
     }
-    memory = {name: [traffic / seconds / 1e9 for seconds in rounds[name]] for name in MEMORY_OPS if name in usable}
+    memory = {name: [traffic / seconds / 1e9 for seconds in rounds[name]] for name in MEMORY_OPS if name in rounds}
     peak = max(compute, key=lambda name: stats.Spread.of(compute[name]).median)
     stream = max(memory, key=lambda name: stats.Spread.of(memory[name]).median)
     return Ceilings(

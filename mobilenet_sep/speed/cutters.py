@@ -1,18 +1,17 @@
 """How each runtime's file is cut for per-layer timing (`layer_timing`): the row each of its ops'
-time goes to, its prefixes, a runner per prefix, and what the whole model's call does besides running.
+time goes to, its prefixes and a runner per prefix.
 
 `keys(content, tally)` names each op's row through `tally` (`layer_timing._Tally`), in the order
 the runtime runs them; `prefix_models(content, ends)` cuts the file after each end;
-`runner(prefix, threads, images).run()` runs one prefix; `copier(prepared, images)()` copies the
-input in and the output out as the whole model's call does.
+`runner(prefix, threads, images)` gives a prefix's runner: `run()` runs it, `copy_through()` copies
+its input in and its outputs out, as the whole model's call does.
 """
 
-from mobilenet_sep.export.to_tflite import LiteRTRunner
 from mobilenet_sep.speed import onnx_cut, tflite_cut
 
 
 class LiteRTCutter:
-    """How a LiteRT file is cut: its operators' rows, its prefixes, their runner and the call's copies."""
+    """How a LiteRT file is cut: its operators' rows, its prefixes and their runner."""
 
     @staticmethod
     def keys(content, tally):
@@ -36,20 +35,9 @@ class LiteRTCutter:
     def runner(content, threads, images):
         return tflite_cut.PrefixRunner(content, threads)
 
-    @staticmethod
-    def copier(prepared, images):
-        runner = LiteRTRunner(prepared.content, prepared.threads)
-        native = runner.native_input(images)
-
-        def copy_through():
-            runner.interpreter.set_tensor(runner.input["index"], native)
-            runner.interpreter.get_tensor(runner.output["index"])
-
-        return copy_through
-
 
 class OnnxCutter:
-    """How an ONNX file is cut: its nodes' rows, its prefixes, their runner and the call's copies."""
+    """How an ONNX file is cut: its nodes' rows, its prefixes and their runner."""
 
     @staticmethod
     def keys(content, tally):
@@ -61,10 +49,6 @@ class OnnxCutter:
 
     prefix_models = staticmethod(onnx_cut.prefix_models)
     runner = staticmethod(onnx_cut.PrefixRunner)
-
-    @staticmethod
-    def copier(prepared, images):
-        return onnx_cut.PrefixRunner(prepared.content, prepared.threads, images).copy_through
 
 
 CUTTERS = {"onnx": OnnxCutter, "litert": LiteRTCutter, "litert-int8": LiteRTCutter}

@@ -220,7 +220,7 @@ class _PrefixSubject:
     """
 
     def __init__(self, model, prepared, graph, runtime, batch_size):
-        self.model_name, self.prepared, self.graph, self.runtime = model.name, prepared, graph, runtime
+        self.model_name, self.prepared = model.name, prepared
         self.whole = prepared.make_run(batch_size)
         self.tally = _Tally(graph, runtime)
         cutter = CUTTERS[runtime]
@@ -230,11 +230,13 @@ class _PrefixSubject:
         images = random_images(prepared.fixed_batch or batch_size, fixed_input_shape(model))
         # Each prefix has a thread pool of its own, asleep since its last round: an untimed call just
         # before the timed one wakes it, as the ops before a layer keep the whole model's awake.
+        runners = [cutter.runner(prefix, prepared.threads, images) for prefix in prefixes]
         self.runs = []
-        for prefix in prefixes:
-            run = _repeated(cutter.runner(prefix, prepared.threads, images).run, calls)
+        for runner in runners:
+            run = _repeated(runner.run, calls)
             self.runs += [run, run]
-        self.runs.append(_repeated(cutter.copier(prepared, images), calls))
+        # The longest prefix is the whole file: its copies in and out are the whole model's call's.
+        self.runs.append(_repeated(runners[-1].copy_through, calls))
 
     def rows(self, seconds, warmup):
         prefixes, copies = seconds[1:-1:2], seconds[-1]  # each prefix's timed call, after its waking call
